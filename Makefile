@@ -1,0 +1,42 @@
+# The two commands of the README, and a few more. Everything installs into .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Tests and CI read MNIST and CIFAR-10 from the shared folder beside the checkout.
+TEST_DATA ?= $(abspath ../shared/data)
+PYTEST_ARGS ?=
+
+.PHONY: install book test lab browser clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cnnlib)" >/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+## book: install everything and build the course site into _build/html
+book: install
+	-sh book/fetch_mathjax.sh
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The site is in _build/html/index.html"
+
+## test: install everything and run every test
+test: install browser
+	sh book/fetch_mathjax.sh
+	CNNLIB_DATA=$(TEST_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+
+## lab: open the notebooks in JupyterLab
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Headless Chromium for the site tests (Debian's package; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+clean:
+	rm -rf _build .pytest_cache runs

@@ -1,0 +1,5 @@
+"""``python -m cnnlib``: the same command line as ``cnnlib``."""
+
+from cnnlib.cli import main
+
+raise SystemExit(main())

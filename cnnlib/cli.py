@@ -1,0 +1,179 @@
+"""The command line: argument parsing and user-facing errors, nothing else.
+
+Every command calls the same library functions as the notebooks. A user's mistake
+(:class:`cnnlib.UserError`) is printed as one sentence and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from cnnlib.errors import UserError
+
+EPILOG = "Data: --data-root, else $CNNLIB_DATA, else ~/.cache/cnnlib/data. Docs: the course site (make book)."
+
+
+def _option_value(text: str) -> Any:
+    """``3`` → 3, ``0.5`` → 0.5, ``true`` → True, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.replace("-", "_"), _option_value(value)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cnnlib`` argument parser with its sub-commands."""
+    from cnnlib.recipes import RECIPES
+    from cnnlib.train import AUGMENTATIONS, DEVICES, OPTIMIZERS, SCHEDULES
+
+    parser = argparse.ArgumentParser(prog="cnnlib", description="The classic CNNs, read from the papers.", epilog=EPILOG)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("models", help="list the model names, one per line")
+
+    summary = commands.add_parser("summary", help="the layer table of a model: shapes, formula, params, MACs, receptive field")
+    summary.add_argument("--model", required=True)
+    summary.add_argument("--input-size", nargs=3, type=_positive_int, metavar=("C", "H", "W"),
+                         help="input shape (default: the paper's)")
+    summary.add_argument("--num-classes", type=_positive_int, default=None, help="default: 1000 at ImageNet size, else 10")
+    summary.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    summary.add_argument("--model-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                         help="a model option, e.g. variant=paper (repeatable)")
+
+    train = commands.add_parser("train", help="train a model and write metrics.json, history.csv and checkpoint.pt")
+    train.add_argument("--model", default="lenet5")
+    train.add_argument("--dataset", default="digits", help="digits, mnist, cifar10, or a folder / .tar.gz of images")
+    train.add_argument("--data-root", default=None)
+    train.add_argument("--download", action="store_true", help="download MNIST / CIFAR-10 if they are missing")
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int)
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--lr", type=_positive_float)
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", choices=SCHEDULES)
+    train.add_argument("--warmup", type=float, help="fraction of the steps spent warming up")
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--augment", choices=AUGMENTATIONS)
+    train.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
+    train.add_argument("--ema", type=float, help="decay of an exponential moving average of the weights (0: off)")
+    train.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="flip test-time augmentation")
+    train.add_argument("--recipe", choices=tuple(RECIPES))
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument("--subset", type=_positive_int, help="train on N images (and test on at most N)")
+    train.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--stop-after", type=_positive_int, help="stop after N epochs of this invocation (resume later)")
+    train.add_argument("--model-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+    evaluate = commands.add_parser("evaluate", help="the test accuracy of a checkpoint")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--dataset", default=None, help="default: the data set it was trained on")
+    evaluate.add_argument("--data-root", default=None)
+    evaluate.add_argument("--device", choices=DEVICES, default="auto")
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
+    evaluate.add_argument("--out", default=None, help="JSON file to write (default: evaluation.json beside the checkpoint)")
+    return parser
+
+
+def _summary(args: argparse.Namespace) -> None:
+    from cnnlib import models
+    from cnnlib.arithmetic import layer_table
+
+    entry = models.spec(args.model)
+    shape = tuple(args.input_size) if args.input_size else entry.paper_input
+    num_classes = args.num_classes or (1000 if shape[1] >= 224 else 10)
+    model = models.create(args.model, num_classes=num_classes, in_channels=shape[0], input_size=shape[1:],
+                          **dict(args.model_option))
+    table = layer_table(model, shape)
+    if args.format == "json":
+        layers = json.loads(table.to_json(orient="records"))
+        print(json.dumps({"model": args.model, "input_shape": list(shape), "num_classes": num_classes,
+                          "total_params": int(table.attrs["total_params"]),
+                          "total_macs": int(table.attrs["total_macs"]), "layers": layers}, indent=2))
+    elif args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        print(table.to_string(index=False))
+        print(f"\n{args.model} on {'×'.join(map(str, shape))}, {num_classes} classes: "
+              f"{table.attrs['total_params']:,} parameters, {table.attrs['total_macs']:,} MACs")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from cnnlib.train import TrainConfig, train
+
+    options = vars(args).copy()
+    for key in ("command", "model_option"):
+        options.pop(key)
+    result = train(TrainConfig(model_options=dict(args.model_option), **options))
+    if result.metrics:
+        print(f"test accuracy {result.metrics['test_accuracy']:.4f} after {result.metrics['epochs']} epochs "
+              f"({result.metrics['train_seconds']:.1f} s of training); wrote {result.out}/metrics.json")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from cnnlib.train import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
+                                 device=args.device, tta=args.tta)
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"test accuracy {report['test_accuracy']:.4f} on {report['test_images']} {report['dataset']} images; wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "models":
+            from cnnlib import models
+
+            print("\n".join(models.names()))
+        elif args.command == "summary":
+            _summary(args)
+        elif args.command == "train":
+            _train(args)
+        else:
+            _evaluate(args)
+    except UserError as error:
+        print(f"cnnlib: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlib: interrupted; a training run continues from its last checkpoint with --resume.", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,144 @@
+"""Building blocks and options shared by the modern networks (ResNet, DenseNet,
+MobileNetV2, EfficientNet).
+
+* :class:`ConvBNAct`: convolution, batch normalisation (Ioffe & Szegedy 2015) and an
+  optional activation: the unit every one of these papers is built from.
+* :class:`InvertedResidual`: MobileNetV2's inverted residual with a linear bottleneck
+  (Sandler et al. 2018, Sec. 3.3 and Table 1), which is also EfficientNet's MBConv
+  (Tan & Le 2019, Sec. 4, taken from MnasNet) once squeeze-and-excitation and stochastic
+  depth are switched on.
+* :class:`SqueezeExcitation` (Hu, Shen & Sun 2018, Fig. 1) and :class:`StochasticDepth`
+  (Huang, Sun, Liu, Sedra & Weinberger 2016).
+* :func:`use_small_input`, the ``small_input`` option of every builder, and
+  :func:`he_normal_convs`, the convolution part of their ``init="paper"`` (the ``init``
+  option itself is :func:`cnnlib.models.init.initialiser`); :func:`check_choice` and
+  :func:`check_probability` give the error messages of option values.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from cnnlib.errors import UserError
+
+# Inputs up to this side use a model's small-input (CIFAR/MNIST) form unless told otherwise.
+SMALL_INPUT_MAX_SIDE = 64
+
+Activation = Callable[..., nn.Module]
+
+
+def check_choice(option: str, value: object, choices: Sequence[object]) -> None:
+    """Raise :class:`UserError` naming the valid values if ``value`` is not one of ``choices``."""
+    if value not in choices:
+        valid = ", ".join(repr(choice) for choice in choices)
+        raise UserError(f"Unknown {option} {value!r}: choose one of {valid}.")
+
+
+def check_probability(option: str, value: object) -> None:
+    """Raise :class:`UserError` unless ``value`` is a probability in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(f"{option} {value!r} must be a probability in [0, 1), e.g. 0.2.")
+
+
+def use_small_input(input_size: tuple[int, int], small_input: bool | None) -> bool:
+    """Whether to build the small-input form: as forced by ``small_input``, or (``None``)
+    when the input's shorter side is at most :data:`SMALL_INPUT_MAX_SIDE` pixels."""
+    check_choice("small_input", small_input, (None, True, False))
+    if small_input is None:
+        return min(input_size) <= SMALL_INPUT_MAX_SIDE
+    return small_input
+
+
+def he_normal_convs(model: nn.Module, mode: str) -> None:
+    """He et al. 2015 ("Delving deep into rectifiers", Sec. 2.2) for every convolution:
+    weights N(0, 2/n) with n the fan-in or fan-out (``mode``), biases 0. Linear layers
+    are left to the caller; batch norm keeps its scale 1 and shift 0."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+class ConvBNAct(nn.Sequential):
+    """A ``kernel_size`` convolution with "same" padding and no bias (batch norm supplies
+    the shift), batch norm, then ``activation`` (``None``: linear)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                 activation: Activation | None = nn.ReLU):
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        layers["conv"] = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2,
+                                   groups=groups, bias=False)
+        layers["bn"] = nn.BatchNorm2d(out_channels)
+        if activation is not None:
+            layers["act"] = activation(inplace=True)
+        super().__init__(layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze (global average pool) and excitation (two 1×1 convolutions, the second
+    gated by a sigmoid) that rescale each channel (Hu et al. 2018, Fig. 1 and Eq. 3)."""
+
+    def __init__(self, channels: int, squeeze_channels: int, activation: Activation):
+        super().__init__()
+        self.squeeze = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, squeeze_channels, 1)
+        self.act = activation(inplace=True)
+        self.expand = nn.Conv2d(squeeze_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.expand(self.act(self.reduce(self.squeeze(x))))
+        return x * torch.sigmoid(scale)
+
+
+class StochasticDepth(nn.Module):
+    """Drop a residual branch for whole samples with probability ``p`` while training
+    (Huang et al. 2016, Sec. 3). The survivors are scaled by 1/(1−p) here, so evaluation
+    uses the branch as it is; the paper scales at test time instead, to the same effect."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(survival)
+        return x * keep / survival
+
+
+class InvertedResidual(nn.Module):
+    """1×1 expansion by ``expansion`` (left out when it is 1), ``kernel_size`` depthwise
+    convolution with the stride, optional squeeze-and-excitation, then a *linear* 1×1
+    projection (Sandler et al. 2018, Table 1: no activation after it, Sec. 3.2). The input
+    is added back when the stride is 1 and the channels agree (Sec. 3.3), through
+    stochastic depth with probability ``drop_path``.
+
+    MobileNetV2 uses ReLU6 and no squeeze-and-excitation. EfficientNet's MBConv (Tan & Le
+    2019, Table 1) uses SiLU ("swish"), ``se_ratio=0.25`` of the block's input channels
+    and stochastic depth.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, expansion: int, stride: int, kernel_size: int = 3,
+                 activation: Activation = nn.ReLU6, se_ratio: float = 0.0, drop_path: float = 0.0):
+        super().__init__()
+        hidden = in_channels * expansion
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if expansion != 1:
+            layers["expand"] = ConvBNAct(in_channels, hidden, 1, activation=activation)
+        layers["depthwise"] = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=activation)
+        if se_ratio > 0:
+            layers["se"] = SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)), activation)
+        layers["project"] = ConvBNAct(hidden, out_channels, 1, activation=None)
+        self.branch = nn.Sequential(layers)
+        self.has_shortcut = stride == 1 and in_channels == out_channels
+        self.drop_path = StochasticDepth(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        return x + self.drop_path(out) if self.has_shortcut else out

@@ -1,0 +1,109 @@
+"""EfficientNet-B0, from Tan & Le, "EfficientNet: rethinking model scaling for
+convolutional neural networks", ICML 2019, Sec. 4-5 and Table 1.
+
+Table 1 lists nine stages: a 3×3 convolution with 32 channels (stage 1), seven stages of
+MBConv units (stages 2-8) and a 1×1 convolution to 1280 channels with pooling and the
+fully-connected classifier (stage 9). MBConvN (from MnasNet) is MobileNetV2's inverted
+residual (:class:`~cnnlib.models.blocks.InvertedResidual`) with expansion N, a k×k
+depthwise convolution and squeeze-and-excitation (Sec. 4: "We also add
+squeeze-and-excitation optimization"), here of 1/4 of the unit's input channels as in
+the authors' code. The activation is SiLU ("swish", Sec. 5.2). Table 1 gives each
+stage's *input* resolution; a stage that halves it has stride 2 in its first unit.
+
+Regularisation (Sec. 5.2): dropout 0.2 before the classifier (``dropout``) and
+stochastic depth with survival probability 0.8 (``stochastic_depth=0.2``), whose drop
+probability grows linearly from 0 for the first MBConv unit to 0.2·(n−1)/n for the
+last of the n units, as in the authors' code and torchvision.
+
+``init="paper"``: the authors' code (the paper names none): He et al. 2015 normal with
+the fan-out for convolutions, U(±1/√out_features) for the classifier, zero biases,
+batch-norm scale 1 and shift 0. Also ``"pytorch"``, ``"kaiming"`` and ``"xavier"``.
+
+SMALL-INPUT FORM (side ≤ 64, or ``small_input=True``), as for MobileNetV2: stride 1 in
+the stem convolution (stage 1) and in the first unit of stage 3 (MBConv6, 3×3, 24
+channels), the first stage with stride 2. The network then divides the side by 8
+instead of 32 (32×32 → 4×4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from cnnlib.models import register
+from cnnlib.models.blocks import ConvBNAct, InvertedResidual, check_probability, he_normal_convs, use_small_input
+from cnnlib.models.init import initialiser
+
+# Table 1, stages 2-8: MBConv expansion, kernel, stride of the first unit, channels, layers.
+MBCONV_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+STEM_CHANNELS = 32  # stage 1
+HEAD_CHANNELS = 1280  # stage 9
+SE_RATIO = 0.25
+SMALL_INPUT_STRIDE_ONE_STAGE = 1  # index in MBCONV_STAGES of stage 3, whose stride 2 becomes 1
+
+
+class EfficientNet(nn.Module):
+    """EfficientNet-B0 (Tan & Le 2019, Table 1)."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2,
+                 stochastic_depth: float = 0.2, small_input: bool = False):
+        super().__init__()
+        channels = STEM_CHANNELS
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        layers["stage1"] = ConvBNAct(in_channels, channels, 3, stride=1 if small_input else 2, activation=nn.SiLU)
+        total_units = sum(stage[-1] for stage in MBCONV_STAGES)
+        unit_index = 0
+        for stage, (expansion, kernel, stride, out_channels, repeats) in enumerate(MBCONV_STAGES):
+            if small_input and stage == SMALL_INPUT_STRIDE_ONE_STAGE:
+                stride = 1
+            units = []
+            for index in range(repeats):
+                units.append(InvertedResidual(
+                    channels, out_channels, expansion=expansion, stride=stride if index == 0 else 1,
+                    kernel_size=kernel, activation=nn.SiLU, se_ratio=SE_RATIO,
+                    drop_path=stochastic_depth * unit_index / total_units,
+                ))
+                channels = out_channels
+                unit_index += 1
+            layers[f"stage{stage + 2}"] = nn.Sequential(*units)
+        layers["stage9"] = ConvBNAct(channels, HEAD_CHANNELS, 1, activation=nn.SiLU)
+        self.features = nn.Sequential(layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(HEAD_CHANNELS, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def _init_paper(model: nn.Module) -> None:
+    he_normal_convs(model, mode="fan_out")
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            bound = 1.0 / math.sqrt(module.out_features)
+            nn.init.uniform_(module.weight, -bound, bound)
+            nn.init.zeros_(module.bias)
+
+
+@register("efficientnet_b0", paper_input=(3, 224, 224),
+          summary="EfficientNet-B0 (Tan & Le 2019): MBConv with squeeze-excitation, SiLU, stochastic depth")
+def efficientnet_b0(*, num_classes: int, in_channels: int, input_size: tuple[int, int], dropout: float = 0.2,
+                    stochastic_depth: float = 0.2, small_input: bool | None = None,
+                    init: str = "paper") -> EfficientNet:
+    """EfficientNet-B0 (Table 1); see the module docstring for the options."""
+    check_probability("dropout", dropout)
+    check_probability("stochastic_depth", stochastic_depth)
+    initialise = initialiser(init, paper=_init_paper, model_name="EfficientNet-B0")
+    model = EfficientNet(num_classes, in_channels, dropout, stochastic_depth, use_small_input(input_size, small_input))
+    initialise(model)
+    return model

@@ -1,0 +1,153 @@
+"""LeNet-5, from LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to
+document recognition", Proc. IEEE 86(11), 1998, Section II-B and Fig. 2.
+
+Two forms of the same seven layers (C1, S2, C3, S4, C5, F6, output) on a 32×32 input:
+
+* ``variant="paper"``: the scaled tanh ``f(a) = 1.7159 tanh(2a/3)`` (Appendix A),
+  trainable subsampling in S2 and S4 (sum of a 2×2 field times a coefficient plus a
+  bias), the sparse C3 connection table (Table I) and Euclidean RBF output units with
+  fixed ±1 codes. Per-layer parameters equal the paper's: C1 156, S2 12, C3 1,516,
+  S4 32, C5 48,120, F6 10,164.
+* ``variant="modern"`` (the default): ReLU, 2×2 max pooling, C3 connected to all six S2
+  maps and a linear output layer trained with softmax cross-entropy.
+
+The paper's output codes are hand-drawn 7×12 bitmaps of the ASCII characters (Sec. II-B);
+they are not published as data, so the ``paper`` variant draws fixed random ±1 codes, the
+paper's own choice for classes without a drawing.
+"""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlib.errors import UserError
+from cnnlib.models import register
+
+# Table I: which S2 maps (rows) feed each of the 16 C3 maps (columns).
+C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
+
+
+class ScaledTanh(nn.Module):
+    """The squashing function of Appendix A: ``A tanh(S a)`` with A = 1.7159, S = 2/3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+
+class Subsampling(nn.Module):
+    """S2/S4: the four inputs of each 2×2 field are added, multiplied by a trainable
+    coefficient and offset by a trainable bias, one pair per map (Sec. II-B)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = 2, 2, 0
+        self.coefficient = nn.Parameter(torch.full((channels,), 0.25))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        field_sum = F.avg_pool2d(x, 2) * 4
+        return field_sum * self.coefficient.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class SparseConv2d(nn.Module):
+    """C3: a 5×5 convolution in which output map j sees only the input maps of
+    ``table[j]``. Only the connected kernels are parameters (1,500 weights + 16 biases);
+    the dense kernel is assembled from them on each call."""
+
+    def __init__(self, table: tuple[tuple[int, ...], ...], in_channels: int, kernel_size: int):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, len(table)
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, 1, 0, 1
+        mask = torch.zeros(self.out_channels, in_channels, dtype=torch.bool)
+        for out_map, in_maps in enumerate(table):
+            mask[out_map, list(in_maps)] = True
+        self.register_buffer("connections", mask, persistent=False)
+        fan_in = mask.sum(1).max().item() * kernel_size**2
+        bound = 2.4 / fan_in  # Appendix C: uniform in ±2.4/F_i
+        self.weight = nn.Parameter(torch.empty(int(mask.sum()), kernel_size, kernel_size).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size
+        dense = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
+        dense[self.connections] = self.weight
+        return F.conv2d(x, dense, self.bias)
+
+
+class EuclideanRBF(nn.Module):
+    """The output layer: unit i computes ``y_i = Σ_j (x_j − w_ij)²`` against a fixed code
+    (Sec. II-B, Eq. 7). The logits are ``−y``, so the most likely class has the nearest
+    code; cross-entropy on them is the paper's discriminative criterion (Eq. 9)."""
+
+    def __init__(self, in_features: int, num_classes: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        codes = torch.randint(0, 2, (num_classes, in_features), generator=generator).float() * 2 - 1
+        self.register_buffer("codes", codes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(x, self.codes).pow(2)
+
+
+def _side_after_c5(side: int) -> int:
+    # C1 (5×5) → S2 (/2) → C3 (5×5) → S4 (/2) → C5 (5×5), stride 1, no padding.
+    return ((side - 4) // 2 - 4) // 2 - 4
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 (LeCun et al. 1998, Fig. 2) in its ``paper`` or ``modern`` form."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] = (32, 32),
+                 variant: str = "modern"):
+        super().__init__()
+        if variant not in ("paper", "modern"):
+            raise UserError(f"Unknown LeNet-5 variant {variant!r}: choose 'paper' or 'modern'.")
+        paper = variant == "paper"
+        act = ScaledTanh if paper else nn.ReLU
+        pool = Subsampling if paper else (lambda channels: nn.MaxPool2d(2))
+        c5_area = max(_side_after_c5(input_size[0]), 1) * max(_side_after_c5(input_size[1]), 1)
+        self.features = nn.Sequential()
+        self.features.add_module("C1", nn.Conv2d(in_channels, 6, 5))
+        self.features.add_module("C1_act", act())
+        self.features.add_module("S2", pool(6))
+        if paper:
+            self.features.add_module("S2_act", act())
+        self.features.add_module("C3", SparseConv2d(C3_TABLE, 6, 5) if paper else nn.Conv2d(6, 16, 5))
+        self.features.add_module("C3_act", act())
+        self.features.add_module("S4", pool(16))
+        if paper:
+            self.features.add_module("S4_act", act())
+        self.features.add_module("C5", nn.Conv2d(16, 120, 5))
+        self.features.add_module("C5_act", act())
+        self.classifier = nn.Sequential()
+        self.classifier.add_module("F6", nn.Linear(120 * c5_area, 84))
+        self.classifier.add_module("F6_act", act())
+        self.classifier.add_module("output", EuclideanRBF(84, num_classes) if paper else nn.Linear(84, num_classes))
+        if paper:
+            self._init_paper()
+
+    def _init_paper(self) -> None:
+        # Appendix C: weights uniform in ±2.4/F_i, F_i the fan-in of the unit.
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                nn.init.uniform_(module.weight, -2.4 / fan_in, 2.4 / fan_in)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+@register("lenet5", paper_input=(1, 32, 32), fixed_size=True,
+          summary="LeNet-5 (LeCun et al. 1998); variant='modern' or 'paper'")
+def lenet5(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "modern") -> nn.Module:
+    """LeNet-5 for ``num_classes`` classes; see the module docstring for the variants."""
+    return LeNet5(num_classes, in_channels, input_size, variant)

@@ -1,0 +1,112 @@
+"""MobileNetV2, from Sandler, Howard, Zhu, Zhmoginov & Chen, "MobileNetV2: inverted
+residuals and linear bottlenecks", CVPR 2018, Sec. 3-4 and Table 2.
+
+A 3×3 convolution of stride 2 with 32 channels, seven rows of inverted-residual
+bottlenecks (:class:`~cnnlib.models.blocks.InvertedResidual`: 1×1 expansion by t,
+3×3 depthwise, linear 1×1 projection, ReLU6 after the first two; Table 1), a 1×1
+convolution to 1280 channels, global average pooling and the classifier. Each row of
+Table 2 gives t (expansion), c (output channels), n (repeats) and s (stride of the
+row's first unit; the others have stride 1). Units with stride 1 and equal channels add
+their input back (Sec. 3.3, Fig. 4d).
+
+Options:
+
+* ``width_mult`` (the width multiplier of Sec. 6.1, default 1.0) scales every layer's
+  channels, rounded to a multiple of 8 as in the authors' code; the last 1×1
+  convolution keeps 1280 channels when ``width_mult < 1`` (Sec. 6.1).
+* ``dropout`` (default 0.2) before the classifier, as in the authors' TF-Slim code and
+  torchvision; Table 2 draws the classifier as a 1×1 convolution, a linear layer here.
+* ``init="paper"``: the paper names no initialisation; this uses torchvision's
+  reproduction (He et al. 2015 normal with the fan-out for convolutions, N(0, 0.01) for
+  the classifier, zero biases, batch-norm scale 1 and shift 0). Also ``"pytorch"``,
+  ``"kaiming"`` and ``"xavier"``.
+
+SMALL-INPUT FORM (side ≤ 64, or ``small_input=True``): stride 1 in the stem convolution
+and in the first unit of row 2 (t=6, c=24, n=2, s=2), the common CIFAR practice of
+kuangliu/pytorch-cifar. The network then divides the side by 8 instead of 32
+(32×32 → 4×4, 28×28 → 4×4).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from cnnlib.errors import UserError
+from cnnlib.models import register
+from cnnlib.models.blocks import ConvBNAct, InvertedResidual, check_probability, he_normal_convs, use_small_input
+from cnnlib.models.init import initialiser
+
+# Table 2: t, c, n, s of the bottleneck rows.
+INVERTED_RESIDUAL_ROWS: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+SMALL_INPUT_STRIDE_ONE_ROW = 1  # index of the row (t=6, c=24) whose stride 2 becomes 1
+
+
+def make_divisible(channels: float, divisor: int = 8) -> int:
+    """``channels`` rounded to the nearest multiple of ``divisor``, never below ``divisor``
+    nor by more than 10 % (the rule of the authors' code for the width multiplier)."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018, Table 2)."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
+                 dropout: float = 0.2, small_input: bool = False):
+        super().__init__()
+        channels = make_divisible(STEM_CHANNELS * width_mult)
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        layers["stem"] = ConvBNAct(in_channels, channels, 3, stride=1 if small_input else 2, activation=nn.ReLU6)
+        for row, (expansion, out_channels, repeats, stride) in enumerate(INVERTED_RESIDUAL_ROWS):
+            if small_input and row == SMALL_INPUT_STRIDE_ONE_ROW:
+                stride = 1
+            out_channels = make_divisible(out_channels * width_mult)
+            units = []
+            for index in range(repeats):
+                units.append(InvertedResidual(channels, out_channels, expansion=expansion,
+                                              stride=stride if index == 0 else 1))
+                channels = out_channels
+            layers[f"bottleneck{row + 1}"] = nn.Sequential(*units)
+        last_channels = make_divisible(LAST_CHANNELS * max(1.0, width_mult))
+        layers["conv_last"] = ConvBNAct(channels, last_channels, 1, activation=nn.ReLU6)
+        self.features = nn.Sequential(layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def _init_paper(model: nn.Module) -> None:
+    he_normal_convs(model, mode="fan_out")
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
+@register("mobilenet_v2", paper_input=(3, 224, 224),
+          summary="MobileNetV2 (Sandler et al. 2018): inverted residuals, linear bottlenecks; width_mult")
+def mobilenet_v2(*, num_classes: int, in_channels: int, input_size: tuple[int, int], width_mult: float = 1.0,
+                 dropout: float = 0.2, small_input: bool | None = None, init: str = "paper") -> MobileNetV2:
+    """MobileNetV2 (Table 2); see the module docstring for the options."""
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
+        raise UserError(f"width_mult {width_mult!r} must be a positive number, e.g. 1.0 or 0.5.")
+    check_probability("dropout", dropout)
+    initialise = initialiser(init, paper=_init_paper, model_name="MobileNetV2")
+    model = MobileNetV2(num_classes, in_channels, width_mult, dropout, use_small_input(input_size, small_input))
+    initialise(model)
+    return model

@@ -1,0 +1,121 @@
+"""Network In Network, from Lin, Chen & Yan, "Network In Network", ICLR 2014 (arXiv:1312.4400).
+
+Two ideas of the paper, both here:
+
+* the mlpconv layer (§3.1, Fig. 2): a convolution followed by a small multilayer perceptron
+  applied at every position, i.e. two 1×1 convolutions ("cascaded cross channel parametric
+  pooling"), ReLU after each of the three;
+* global average pooling instead of fully connected layers (§3.2): the last mlpconv layer has
+  one map per class and the logits are the spatial means of those maps. There is no linear layer.
+
+Dropout is applied between mlpconv layers (§3.2, §4.1). The paper gives the layer widths in
+its supplementary material only; the widths below are those of the authors' released models.
+
+IMAGENET FORM (both sides > 64): the authors' released ImageNet model (Caffe Model Zoo, M. Lin's
+``nin_imagenet`` prototxt), four mlpconv layers: 96 11×11/4 → 96 → 96, max-pool; 256 5×5 → 256
+→ 256, max-pool; 384 3×3 → 384 → 384, max-pool, dropout 0.5; 1024 3×3 → 1024 → classes, then
+the global average (a 6×6 average pool at 224). d2l.ai's NiN keeps the first three layers and
+makes the whole fourth one ``num_classes`` wide; we keep the released 1024 channels.
+
+SMALL-INPUT FORM (shorter side ≤ 64, or ``small_input=True``): the paper's CIFAR-10 network
+(§4.2), as released by the authors (Caffe Model Zoo ``cifar10_nin``, cuda-convnet ``NIN`` layer file):
+three mlpconv layers, 192 5×5 → 160 → 96, 3×3/2 max-pool, dropout 0.5; 192 5×5 → 192 → 192,
+3×3/2 average pool, dropout 0.5; 192 3×3 → 192 → classes, then the global average.
+
+All pools round up (``ceil_mode=True``) as Caffe does, giving 224 → 54 → 27 → 13 → 6 and
+32 → 16 → 8 (28 → 14 → 7).
+
+Initialisation (``init``): the paper adopts Krizhevsky et al.'s procedure of hand-set
+Gaussian initialisations (§4.1) and states no values. The released ImageNet model draws nine of
+its twelve convolutions from N(0, 0.05²) and the other three (conv1, conv3, the class maps) from
+N(0, 0.01²), all biases 0; ``"paper"`` uses 0.05 for every layer. (AlexNet's 0.01 throughout
+leaves the CIFAR network's first-layer gradient near 10⁻⁸: it does not train.) See
+:mod:`cnnlib.models.init`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cnnlib.models import register
+from cnnlib.models.blocks import use_small_input
+from cnnlib.models.init import initialiser, normal_init
+
+CLASSES = -1  # stands for num_classes in a configuration table
+
+
+@dataclass(frozen=True)
+class MlpConv:
+    """One mlpconv layer: a k×k convolution and two 1×1 convolutions, then an optional pool."""
+
+    channels: int
+    kernel_size: int
+    stride: int
+    padding: int
+    mlp_channels: tuple[int, int]
+    pool: str | None = None  # "max" or "avg": 3×3 stride 2
+    dropout: bool = False
+
+
+# The released ImageNet model (nin_imagenet).
+IMAGENET_LAYERS = (
+    MlpConv(96, 11, 4, 0, (96, 96), pool="max"),
+    MlpConv(256, 5, 1, 2, (256, 256), pool="max"),
+    MlpConv(384, 3, 1, 1, (384, 384), pool="max", dropout=True),
+    MlpConv(1024, 3, 1, 1, (1024, CLASSES)),
+)
+
+# §4.2, the released CIFAR-10 model (cifar10_nin).
+CIFAR_LAYERS = (
+    MlpConv(192, 5, 1, 2, (160, 96), pool="max", dropout=True),
+    MlpConv(192, 5, 1, 2, (192, 192), pool="avg", dropout=True),
+    MlpConv(192, 3, 1, 1, (192, CLASSES)),
+)
+
+DROPOUT = 0.5
+PAPER_STD = 0.05  # the released models' usual Gaussian (see the module docstring)
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+def mlpconv(in_channels: int, layer: MlpConv, num_classes: int) -> nn.Sequential:
+    """§3.1: conv k×k, ReLU, conv 1×1, ReLU, conv 1×1, ReLU."""
+    widths = [layer.channels, *(num_classes if width == CLASSES else width for width in layer.mlp_channels)]
+    modules: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], layer.kernel_size, layer.stride, layer.padding),
+                                nn.ReLU(inplace=True)]
+    for narrow, wide in zip(widths, widths[1:]):
+        modules += [nn.Conv2d(narrow, wide, kernel_size=1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*modules)
+
+
+class NiN(nn.Module):
+    """Stacked mlpconv layers and a global average pool (§3.2): the class maps are averaged."""
+
+    def __init__(self, layers: tuple[MlpConv, ...], num_classes: int, in_channels: int):
+        super().__init__()
+        self.features = nn.Sequential()
+        for index, layer in enumerate(layers, start=1):
+            self.features.add_module(f"mlpconv{index}", mlpconv(in_channels, layer, num_classes))
+            if layer.pool:
+                self.features.add_module(f"pool{index}", POOLS[layer.pool](kernel_size=3, stride=2, ceil_mode=True))
+            if layer.dropout:
+                self.features.add_module(f"dropout{index}", nn.Dropout(DROPOUT))
+            in_channels = layer.mlp_channels[-1]
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.global_pool(self.features(x)), 1)
+
+
+@register("nin", paper_input=(3, 224, 224),
+          summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling")
+def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool | None = None,
+        init: str = "paper") -> nn.Module:
+    """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small inputs."""
+    initialise = initialiser(init, paper=lambda model: normal_init(model, std=PAPER_STD), model_name="NiN")
+    small = use_small_input(input_size, small_input)
+    model = NiN(CIFAR_LAYERS if small else IMAGENET_LAYERS, num_classes, in_channels)
+    initialise(model)
+    return model

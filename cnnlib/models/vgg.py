@@ -1,0 +1,133 @@
+"""VGG, from Simonyan & Zisserman, "Very deep convolutional networks for large-scale image
+recognition", ICLR 2015, Section 2 and Tables 1–2.
+
+Configurations A, B, D and E of Table 1 are ``vgg11``, ``vgg13``, ``vgg16`` and ``vgg19``:
+stacks of 3×3 stride-1 convolutions padded by 1 (§2.1), each followed by ReLU, five 2×2
+stride-2 max-pools, then FC-4096, FC-4096 and FC-``num_classes`` with dropout 0.5 after the
+first two (§3.1). The ``_bn`` names put a batch-norm layer between each convolution and its
+ReLU, as torchvision's ``vgg*_bn`` (batch norm postdates the paper). At 224×224 the parameter
+and multiply–accumulate counts equal torchvision's model cards, and torchvision's weights
+load into these networks (the module names match). torchvision adds an adaptive 7×7 average
+pool before the classifier, the identity at 224; here fc6 is sized for the input instead, as
+the paper's single-scale network has no such pool.
+
+SMALL-INPUT FORM (inputs whose shorter side is ≤ 64, or ``small_input=True``): the
+convolution stack is unchanged. The five pools use ``ceil_mode=True`` so that a 28×28 MNIST digit still reaches a
+1×1 map (28 → 14 → 7 → 4 → 2 → 1; floor rounding would end at 0), and 32×32 gives 1×1×512 as
+with floor rounding. The classifier is a single linear layer from those 512 features to the
+classes, as in kuangliu/pytorch-cifar's VGG: three 4096-wide layers on a 1×1 map would hold
+most of the parameters for no spatial information.
+
+Initialisation (``init``): ``"paper"`` is §3.1, weights from a zero-mean normal and zero
+biases. The paper writes "10⁻² variance"; we follow the common reading of standard deviation
+10⁻² (Caffe's Gaussian filler takes a standard deviation, torchvision's classifier uses 0.01).
+§3.1 adds that Glorot & Bengio's initialisation works without the authors' pre-training of
+the deeper nets from net A: that is ``init="xavier"``. See :mod:`cnnlib.models.init`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnnlib.models import register
+from cnnlib.models.blocks import use_small_input
+from cnnlib.models.init import initialiser, normal_init
+
+# Table 1: output channels of each 3×3 convolution; "M" is a 2×2 stride-2 max-pool.
+CONFIGURATIONS: dict[str, tuple[int | str, ...]] = {
+    "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+}
+
+# Registered name → (Table 1 configuration, batch norm).
+VARIANTS: dict[str, tuple[str, bool]] = {
+    f"vgg{depth}{suffix}": (configuration, suffix == "_bn")
+    for suffix in ("", "_bn")
+    for depth, configuration in ((11, "A"), (13, "B"), (16, "D"), (19, "E"))
+}
+
+HIDDEN_UNITS = 4096  # FC-4096 (Table 1)
+DROPOUT = 0.5  # §3.1
+DOWNSAMPLING = 32  # five 2×2 pools
+
+
+class VGG(nn.Module):
+    """A Table 1 convolution stack followed by a classifier."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def conv_stack(configuration: tuple[int | str, ...], in_channels: int, batch_norm: bool,
+               ceil_mode: bool) -> nn.Sequential:
+    """The convolutional part of a Table 1 column (torchvision's ``make_layers`` layout)."""
+    layers: list[nn.Module] = []
+    for entry in configuration:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode))
+            continue
+        layers.append(nn.Conv2d(in_channels, entry, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(entry))
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = entry
+    return nn.Sequential(*layers)
+
+
+def last_conv_channels(configuration: tuple[int | str, ...]) -> int:
+    """Channels of the last convolution of a Table 1 column (512 in all four)."""
+    return [entry for entry in configuration if entry != "M"][-1]
+
+
+def paper_classifier(in_features: int, num_classes: int) -> nn.Sequential:
+    """FC-4096, FC-4096, FC-classes with ReLU and dropout 0.5 after the hidden layers (§3.1)."""
+    return nn.Sequential(
+        nn.Linear(in_features, HIDDEN_UNITS), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+        nn.Linear(HIDDEN_UNITS, HIDDEN_UNITS), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+        nn.Linear(HIDDEN_UNITS, num_classes),
+    )
+
+
+def vgg(configuration: str, batch_norm: bool, *, num_classes: int, in_channels: int,
+        input_size: tuple[int, int], small_input: bool | None = None, init: str = "paper") -> VGG:
+    """VGG of Table 1 ``configuration`` ("A", "B", "D" or "E"); see the module docstring."""
+    initialise = initialiser(init, paper=lambda model: normal_init(model, std=0.01),
+                             model_name=f"VGG configuration {configuration}")
+    small = use_small_input(input_size, small_input)
+    features = conv_stack(CONFIGURATIONS[configuration], in_channels, batch_norm, ceil_mode=small)
+    rounding = math.ceil if small else math.floor
+    # Sized for the input; an input too small still builds, and create() names the layer.
+    height, width = (max(rounding(side / DOWNSAMPLING), 1) for side in input_size)
+    flat = last_conv_channels(CONFIGURATIONS[configuration]) * height * width
+    classifier = nn.Sequential(nn.Linear(flat, num_classes)) if small else paper_classifier(flat, num_classes)
+    model = VGG(features, classifier)
+    initialise(model)
+    return model
+
+
+def _registered_builder(name: str, configuration: str, batch_norm: bool) -> Callable[..., nn.Module]:
+    def build(*, num_classes: int, in_channels: int, input_size: tuple[int, int], **options) -> nn.Module:
+        return vgg(configuration, batch_norm, num_classes=num_classes, in_channels=in_channels,
+                   input_size=input_size, **options)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{name}: VGG configuration {configuration} of Table 1{' with batch norm' if batch_norm else ''}."
+    return build
+
+
+for _name, (_configuration, _batch_norm) in VARIANTS.items():
+    register(_name, paper_input=(3, 224, 224),
+             summary=f"VGG configuration {_configuration} (Simonyan & Zisserman 2015)"
+                     f"{', batch norm as torchvision' if _batch_norm else ''}")(
+        _registered_builder(_name, _configuration, _batch_norm))

@@ -1,0 +1,99 @@
+"""The command line: every command, and a user's mistakes as one sentence with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnlib.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        status = main(list(argv))
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_models_lists_one_name_per_line(capsys):
+    status, out, _ = run(capsys, "models")
+    assert status == 0 and "lenet5" in out.splitlines()
+
+
+def test_console_script_and_module_agree():
+    for command in ([str(Path(sys.executable).parent / "cnnlib"), "models"], [sys.executable, "-m", "cnnlib", "models"]):
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0 and "lenet5" in finished.stdout.split()
+
+
+def test_summary_json_has_totals_and_layers(capsys):
+    status, out, _ = run(capsys, "summary", "--model", "lenet5", "--format", "json", "--model-option", "variant=paper")
+    summary = json.loads(out)
+    assert status == 0 and summary["total_params"] == 60_000 and summary["input_shape"] == [1, 32, 32]
+    c1 = next(layer for layer in summary["layers"] if layer["name"].endswith("C1"))
+    assert c1["params"] == 156 and c1["output_shape"] == [6, 28, 28] and c1["macs"] == 117_600
+    for key in ("name", "type", "output_shape", "params", "macs"):
+        assert all(key in layer for layer in summary["layers"])
+
+
+def test_summary_table_and_csv(capsys):
+    status, out, _ = run(capsys, "summary", "--model", "lenet5")
+    assert status == 0 and "(32 − 5 + 2·0)/1 + 1 = 28" in out and "61,706 parameters" in out
+    status, out, _ = run(capsys, "summary", "--model", "lenet5", "--format", "csv")
+    assert status == 0 and out.splitlines()[0].startswith("name,type,")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["summary", "--model", "lenet6"], "Unknown model 'lenet6': choose one of lenet5"),
+        (["summary", "--model", "lenet5", "--input-size", "1", "28", "28"],
+         "too small for LeNet5: layer features.C5"),
+        (["summary", "--model", "lenet5", "--model-option", "variant=tiny"], "Unknown LeNet-5 variant 'tiny'"),
+        (["train", "--dataset", "imagenet"], "imagenet"),
+        (["evaluate", "--checkpoint", "no/such/checkpoint.pt"], "does not exist: train a model first"),
+    ],
+)
+def test_user_mistakes_are_one_sentence(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert message in err and "Traceback" not in err
+    assert err.startswith("cnnlib: error: ") and err.count("\n") == 1
+
+
+def test_missing_data_folder(capsys, tmp_path):
+    status, _, err = run(capsys, "train", "--dataset", "mnist", "--data-root", str(tmp_path), "--device", "cpu")
+    assert status == 2 and "MNIST not found" in err and str(tmp_path) in err and "--download" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--epochs", "0"], "must be a positive integer"),
+        (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
+        (["train", "--lr", "-1"], "must be positive"),
+        (["train", "--model-option", "variant"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_option_values_exit_2(capsys, argv, message):
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and message in err
+
+
+def test_train_then_evaluate(capsys, tmp_path):
+    status, out, _ = run(capsys, "train", "--model", "lenet5", "--dataset", "digits", "--epochs", "3",
+                         "--batch_size", "32", "--optimizer", "adam", "--lr", "0.002", "--device", "cpu",
+                         "--no-progress", "--out", str(tmp_path))
+    assert status == 0 and "test accuracy" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["batch_size"] == 32 and metrics["config"]["optimizer"] == "adam"
+    assert metrics["test_accuracy"] > 0.5
+    status, out, _ = run(capsys, "evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--device", "cpu")
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert status == 0 and report["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)

@@ -1,0 +1,559 @@
+"""The classic models (AlexNet, NiN, VGG, GoogLeNet) against their papers and torchvision.
+
+Paper numbers are test data typed from the papers; torchvision's model cards are read from
+torchvision's own code (no download). Parameter and MAC counts at ImageNet size are taken on
+the meta device (shapes only, no memory, no arithmetic); the forwards that check real values
+run on the CPU with batch size 1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlib.errors import UserError
+from cnnlib.models import create, names, spec
+from cnnlib.models.alexnet import response_norm
+
+CLASSIC = ["alexnet", "nin", "vgg11", "vgg13", "vgg16", "vgg19",
+           "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "googlenet"]
+IMAGENET_SIDE = {"alexnet": 227}  # the others: 224
+INITS = ("paper", "xavier", "kaiming", "pytorch")
+DATA = Path(os.environ.get("CNNLIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def build(name: str, side: int, *, num_classes: int = 10, in_channels: int = 3, **options) -> nn.Module:
+    """The model as the library builds it, for side×side inputs (create() checks the size)."""
+    return create(name, num_classes, in_channels, side, **options)
+
+
+def on_meta(name: str, side: int, **options) -> nn.Module:
+    """An ImageNet-size model (1000 classes) on the meta device, in eval mode."""
+    with torch.device("meta"):
+        return build(name, side, num_classes=1000, **options).eval()
+
+
+def count_params(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(skip))
+
+
+def count_macs(model: nn.Module, side: int) -> tuple[float, dict[str, float]]:
+    """Total multiply–accumulates of a batch-1 forward, and per module (FLOPs / 2)."""
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(1, 3, side, side, device=device))
+    per_module = {key.partition(".")[2]: sum(ops.values()) / 2 for key, ops in counter.get_flop_counts().items()}
+    return counter.get_total_flops() / 2, per_module
+
+
+def output_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict[str, tuple[int, ...]]:
+    """(C, H, W) of each named module's output in one forward."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(out.shape[1:]))
+        return hook
+
+    handles = [model.get_submodule(name).register_forward_hook(record(name)) for name in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def cifar_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each CIFAR-10 class, scaled to [0, 1] and standardised."""
+    archive = DATA / "cifar10-jpg.tar.gz"
+    if not archive.exists():
+        pytest.skip(f"{archive} is missing")
+    images: dict[str, np.ndarray] = {}
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if len(parts) == 4 and parts[1] == "test" and parts[2] not in images:
+                images[parts[2]] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+                if len(images) == 10:
+                    break
+    x = torch.tensor(np.stack(list(images.values())), dtype=torch.float32).permute(0, 3, 1, 2) / 255
+    return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True), torch.arange(10)
+
+
+@pytest.fixture(scope="module")
+def mnist_batch() -> torch.Tensor:
+    """The first four MNIST test digits, 1×28×28 in [0, 1], read from the IDX file."""
+    path = DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    with gzip.open(path) as idx:
+        header = np.frombuffer(idx.read(16), dtype=">u4")
+        assert header[0] == 2051 and tuple(header[2:]) == (28, 28)
+        pixels = np.frombuffer(idx.read(4 * 28 * 28), dtype=np.uint8)
+    return torch.tensor(pixels.reshape(4, 1, 28, 28), dtype=torch.float32) / 255
+
+
+# --- every model: registry, shapes, one training step, options -------------------------------
+
+def test_every_classic_model_is_registered():
+    assert set(CLASSIC) <= set(names())
+    assert spec("alexnet").paper_input == (3, 227, 227)
+    assert all(spec(name).paper_input == (3, 224, 224) for name in CLASSIC if name != "alexnet")
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_imagenet_size_output_shape(name):
+    side = IMAGENET_SIDE.get(name, 224)
+    model = on_meta(name, side)
+    assert model(torch.empty(2, 3, side, side, device="meta")).shape == (2, 1000)
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_cifar_and_mnist_shapes_on_real_images(name, cifar_batch, mnist_batch):
+    images, _ = cifar_batch
+    with torch.no_grad():
+        assert build(name, 32).eval()(images[:2]).shape == (2, 10)
+        assert build(name, 28, num_classes=7, in_channels=1).eval()(mnist_batch).shape == (4, 7)
+
+
+def _sgd_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Loss before and after one SGD step (lr 0.01) on one batch, in training mode."""
+    criterion = nn.CrossEntropyLoss()
+
+    def loss() -> torch.Tensor:
+        torch.manual_seed(1)  # the same dropout masks in both forwards
+        out = model(images)
+        if isinstance(out, tuple):  # GoogLeNet's auxiliary heads, weighted as in §5
+            logits, *aux = out
+            return criterion(logits, labels) + model.aux_weight * sum(criterion(a, labels) for a in aux)
+        return criterion(out, labels)
+
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = loss()
+    optimiser.zero_grad()
+    before.backward()
+    optimiser.step()
+    with torch.no_grad():
+        return before.item(), loss().item()
+
+
+# VGG §3.1: its Gaussian initialisation stalls the deeper plain nets (the authors pre-trained
+# them from net A, see the next test); Glorot's initialisation trains them from scratch.
+TRAINABLE_INIT = {name: "xavier" for name in ("vgg11", "vgg13", "vgg16", "vgg19")}
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_one_sgd_step_lowers_the_loss(name, cifar_batch):
+    torch.manual_seed(0)
+    model = build(name, 32, init=TRAINABLE_INIT.get(name, "paper")).train()
+    before, after = _sgd_step(model, *cifar_batch)
+    assert after < before
+
+
+def test_vgg_paper_init_stalls_the_deeper_plain_nets(cifar_batch):
+    # §3.1: "bad initialisation can stall learning due to the instability of gradient in deep
+    # nets"; the authors trained A from random weights and started B, D, E from A's layers.
+    images, labels = cifar_batch
+    first_layer_gradient = {}
+    for column, name in VGG_NAMES.items():
+        for init in ("paper", "xavier"):
+            torch.manual_seed(0)
+            model = build(name, 32, init=init).train()
+            nn.CrossEntropyLoss()(model(images), labels).backward()
+            first_layer_gradient[column, init] = model.features[0].weight.grad.norm().item()
+    paper = [first_layer_gradient[column, "paper"] for column in VGG_NAMES]
+    assert paper == sorted(paper, reverse=True)  # A > B > D > E: vanishing with depth
+    assert all(first_layer_gradient[column, "paper"] * 100 < first_layer_gradient[column, "xavier"]
+               for column in VGG_NAMES)
+
+
+def _expected_std(scheme: str, name: str, weight: torch.Tensor) -> float:
+    fan_in = weight[0].numel()
+    fan_out = weight.shape[0] * weight[0, 0].numel()
+    return {
+        # AlexNet §5 and VGG §3.1: 0.01; NiN: its released models' 0.05; GoogLeNet: Glorot.
+        "paper": {"googlenet": (2 / (fan_in + fan_out)) ** 0.5, "nin": 0.05}.get(name, 0.01),
+        "xavier": (2 / (fan_in + fan_out)) ** 0.5,
+        "kaiming": (2 / fan_out) ** 0.5,
+        "pytorch": (1 / (3 * fan_in)) ** 0.5,  # kaiming_uniform(a=√5): U(±1/√fan_in)
+    }[scheme]
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("name", CLASSIC)
+def test_init_schemes_give_their_weight_scale(name, init):
+    torch.manual_seed(0)
+    model = build(name, 32, init=init)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    largest = max(layers, key=lambda layer: layer.weight.numel())
+    assert largest.weight.std().item() == pytest.approx(_expected_std(init, name, largest.weight), rel=0.05)
+    if init != "pytorch" and name != "alexnet":
+        assert all(layer.bias is None or not layer.bias.any() for layer in layers)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("alexnet", "Unknown init 'he' for AlexNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
+    ("nin", "Unknown init 'he' for NiN: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
+    ("vgg16", "Unknown init 'he' for VGG configuration D: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
+    ("googlenet", "Unknown init 'he' for GoogLeNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
+])
+def test_unknown_init_is_a_user_error(name, message):
+    with pytest.raises(UserError) as error:
+        build(name, 32, init="he")
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("name,label", [("alexnet", "AlexNet"), ("googlenet", "GoogLeNet")])
+def test_unknown_variant_is_a_user_error(name, label):
+    with pytest.raises(UserError) as error:
+        build(name, 32, variant="caffe")
+    assert str(error.value) == f"Unknown {label} variant 'caffe': choose 'paper' or 'torchvision'."
+
+
+# --- torchvision's model cards and weights ---------------------------------------------------
+
+CARDS = [
+    ("alexnet", {"variant": "torchvision"}, torchvision.models.AlexNet_Weights),
+    *[(name, {}, getattr(torchvision.models, name.upper() + "_Weights")) for name in CLASSIC if name.startswith("vgg")],
+    ("googlenet", {"variant": "torchvision", "aux_logits": False}, torchvision.models.GoogLeNet_Weights),
+]
+
+
+@pytest.mark.parametrize("name,options,weights", CARDS, ids=[card[0] for card in CARDS])
+def test_params_and_macs_equal_torchvision_cards(name, options, weights):
+    card = weights.IMAGENET1K_V1.meta
+    model = on_meta(name, 224, **options)
+    macs, _ = count_macs(model, 224)
+    assert count_params(model) == card["num_params"]
+    assert abs(round(macs / 1e9, 3) - card["_ops"]) <= 0.0005
+
+
+def test_googlenet_card_counts_the_network_without_its_auxiliary_heads():
+    card = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1.meta
+    with_heads = on_meta("googlenet", 224, variant="torchvision")
+    assert count_params(with_heads) == card["num_params"] + 6_379_984  # 2 × (1×1 conv+BN, fc1, fc2)
+    assert count_params(with_heads, skip=("aux1.", "aux2.")) == card["num_params"]
+    assert round(count_macs(with_heads, 224)[0] / 1e9, 3) == card["_ops"]  # eval mode: heads idle
+
+
+@pytest.mark.parametrize("name,options,reference", [
+    ("alexnet", {"variant": "torchvision"}, lambda: torchvision.models.alexnet()),
+    ("googlenet", {"variant": "torchvision"}, lambda: torchvision.models.googlenet(aux_logits=True, init_weights=True)),
+    ("vgg11_bn", {}, lambda: torchvision.models.vgg11_bn()),
+], ids=["alexnet", "googlenet", "vgg11_bn"])
+def test_torchvision_weights_load_and_give_the_same_logits(name, options, reference):
+    torch.manual_seed(0)
+    theirs = reference().eval()
+    ours = on_meta(name, 224, **options)
+    ours.load_state_dict(theirs.state_dict(), assign=True)  # strict: same names, same shapes
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+
+
+# --- AlexNet (Krizhevsky et al. 2012) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def alexnet_227() -> nn.Module:
+    torch.manual_seed(0)
+    return build("alexnet", 227, num_classes=1000).eval()
+
+
+def test_alexnet_has_the_papers_60_965_224_parameters(alexnet_227):
+    assert count_params(alexnet_227) == 60_965_224
+
+
+def test_alexnet_kernels_are_those_of_section_3_5(alexnet_227):
+    # §3.5: "96 kernels of size 11×11×3", "256 kernels of size 5×5×48", "384 kernels of size
+    # 3×3×256", "384 kernels of size 3×3×192", "256 kernels of size 3×3×192"; FC layers 4096.
+    convs = [m for m in alexnet_227.features if isinstance(m, nn.Conv2d)]
+    assert [tuple(c.weight.shape) for c in convs] == [
+        (96, 3, 11, 11), (256, 48, 5, 5), (384, 256, 3, 3), (384, 192, 3, 3), (256, 192, 3, 3)]
+    assert [c.groups for c in convs] == [1, 2, 1, 2, 2]  # §3.2: GPUs talk only at conv3 and the FC layers
+    assert [m.out_features for m in alexnet_227.classifier if isinstance(m, nn.Linear)] == [4096, 4096, 1000]
+
+
+def test_alexnet_feature_maps_at_227_are_those_of_section_3_5(alexnet_227):
+    convs = [f"features.{i}" for i, m in enumerate(alexnet_227.features) if isinstance(m, nn.Conv2d)]
+    shapes = output_shapes(alexnet_227, torch.randn(1, 3, 227, 227), [*convs, "features"])
+    assert [shapes[c] for c in convs] == [(96, 55, 55), (256, 27, 27), (384, 13, 13), (384, 13, 13), (256, 13, 13)]
+    assert shapes["features"] == (256, 6, 6)  # fc6 sees 6×6×256 = 9216 inputs
+
+
+def test_alexnet_224_cannot_give_55_with_an_unpadded_11_by_4_kernel():
+    assert (224 - 11) / 4 + 1 == 54.25  # not a whole number: Fig. 2's 224 is a misprint for 227
+    assert (227 - 11) / 4 + 1 == 55
+    conv1 = nn.Conv2d(3, 96, 11, stride=4)
+    assert conv1(torch.zeros(1, 3, 224, 224)).shape[-1] == 54  # PyTorch floors
+    assert conv1(torch.zeros(1, 3, 227, 227)).shape[-1] == 55
+
+
+def test_student_table_with_stride_2_conv3_to_conv5_is_impossible():
+    # A student project listed conv3–conv5 as 3×3, stride 2, no padding. From the 13×13 maps
+    # after the second pool, the output-size formula ⌊(W − F + 2P)/S⌋ + 1 gives 6, 2, 0.
+    sides = [13]
+    for _ in range(3):
+        sides.append((sides[-1] - 3 + 2 * 0) // 2 + 1)
+    assert sides == [13, 6, 2, 0]  # the paper's conv5 is 13×13; this table leaves nothing
+    layers = nn.Sequential(nn.Conv2d(256, 384, 3, 2), nn.Conv2d(384, 384, 3, 2), nn.Conv2d(384, 256, 3, 2))
+    with pytest.raises(RuntimeError):
+        layers(torch.zeros(1, 256, 13, 13))
+
+
+def test_alexnet_response_normalisation_is_section_3_3():
+    a = torch.randn(2, 12, 3, 3) * 10
+    k, n, alpha, beta = 2.0, 5, 1e-4, 0.75
+    expected = torch.empty_like(a)
+    for i in range(a.shape[1]):
+        window = a[:, max(0, i - n // 2):min(a.shape[1], i + n // 2 + 1)]
+        expected[:, i] = a[:, i] / (k + alpha * window.pow(2).sum(1)) ** beta
+    torch.testing.assert_close(response_norm()(a), expected)
+
+
+def test_alexnet_paper_init_is_section_5(alexnet_227):
+    layers = [m for m in alexnet_227.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    # conv1..conv5, fc6, fc7, fc8: biases 1 in conv2, conv4, conv5 and the hidden FC layers.
+    biases = [layer.bias.unique().tolist() for layer in layers]
+    assert biases == [[0.0], [1.0], [0.0], [1.0], [1.0], [1.0], [1.0], [0.0]]
+    assert all(layer.weight.std().item() == pytest.approx(0.01, rel=0.05) for layer in layers)
+    assert all(abs(layer.weight.mean().item()) < 1e-3 for layer in layers)
+
+
+def test_alexnet_imagenet_form_cannot_take_a_cifar_image():
+    # 32 → conv1 ⌊(32 − 11)/4⌋ + 1 = 6 → pool 2 → conv2..5 2 → pool 0; the smallest input
+    # that leaves one pixel after the third pool is 67 (conv1 15 → 7 → 3 → 1).
+    with pytest.raises(UserError) as error:
+        build("alexnet", 32, small_input=False)
+    assert "layer features.7 (MaxPool2d)" in str(error.value) and "at least 67×67" in str(error.value)
+
+
+def test_alexnet_small_form_swaps_only_conv1():
+    small = build("alexnet", 32)
+    assert small.features[0].kernel_size == (3, 3) and small.features[0].stride == (1, 1)
+    assert on_meta("alexnet", 227, small_input=True).features[0].kernel_size == (3, 3)
+    large_layers = [type(m) for m in on_meta("alexnet", 227).features]
+    assert [type(m) for m in small.features] == large_layers  # LRNs and the three pools stay
+    assert small.classifier[0].in_features == 256 * 3 * 3  # 32 → 15 → 7 → 3
+
+
+# --- NiN (Lin et al. 2014) --------------------------------------------------------------------
+
+def _mlpconvs(model: nn.Module) -> list[nn.Sequential]:
+    return [block for name, block in model.features.named_children() if name.startswith("mlpconv")]
+
+
+@pytest.mark.parametrize("side,blocks", [(224, 4), (32, 3)])
+def test_nin_is_mlpconv_layers_and_global_average_pooling(side, blocks):
+    model = build("nin", side, num_classes=1000 if side > 64 else 10)
+    assert len(_mlpconvs(model)) == blocks
+    for block in _mlpconvs(model):
+        kinds = [type(m) for m in block]
+        assert kinds == [nn.Conv2d, nn.ReLU] * 3
+        assert [m.kernel_size for m in block[2::2]] == [(1, 1), (1, 1)]  # §3.1: the MLP as 1×1 convolutions
+    assert not any(isinstance(m, nn.Linear) for m in model.modules())  # §3.2: no fully connected layer
+    assert isinstance(model.global_pool, nn.AdaptiveAvgPool2d)
+
+
+def test_nin_imagenet_form_matches_the_released_model():
+    model = build("nin", 224, num_classes=1000).eval()
+    pools = ["features.pool1", "features.pool2", "features.pool3", "features.mlpconv4"]
+    shapes = output_shapes(model, torch.randn(1, 3, 224, 224), pools)
+    assert [shapes[p] for p in pools] == [(96, 27, 27), (256, 13, 13), (384, 6, 6), (1000, 6, 6)]
+    # conv1 11×11×3×96, cccp 96², conv2 5×5×96×256, cccp 256², conv3 3×3×256×384, cccp 384²,
+    # conv4 3×3×384×1024, cccp7 1024², cccp8 1024×1000, each with its biases.
+    expected = (11 * 11 * 3 * 96 + 96 + 2 * (96 * 96 + 96) + 5 * 5 * 96 * 256 + 256 + 2 * (256 * 256 + 256)
+                + 3 * 3 * 256 * 384 + 384 + 2 * (384 * 384 + 384) + 3 * 3 * 384 * 1024 + 1024
+                + 1024 * 1024 + 1024 + 1024 * 1000 + 1000)
+    assert count_params(model) == expected
+    assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout3"]
+
+
+def test_nin_cifar_form_matches_section_4_2():
+    model = build("nin", 32).eval()
+    shapes = output_shapes(model, torch.randn(1, 3, 32, 32), ["features.pool1", "features.pool2", "features.mlpconv3"])
+    assert list(shapes.values()) == [(96, 16, 16), (192, 8, 8), (10, 8, 8)]
+    assert [m.kernel_size for m in (b[0] for b in _mlpconvs(model))] == [(5, 5), (5, 5), (3, 3)]
+    assert (type(model.features.pool1), type(model.features.pool2)) == (nn.MaxPool2d, nn.AvgPool2d)
+    # 192-160-96, 192-192-192, 192-192-10 with biases
+    expected = (5 * 5 * 3 * 192 + 192 + 192 * 160 + 160 + 160 * 96 + 96 + 5 * 5 * 96 * 192 + 192
+                + 2 * (192 * 192 + 192) + 3 * 3 * 192 * 192 + 192 + 192 * 192 + 192 + 192 * 10 + 10)
+    assert count_params(model) == expected
+    # §4.1: dropout on the outputs of all but the last mlpconv layer
+    assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout1", "dropout2"]
+
+
+# --- VGG (Simonyan & Zisserman 2015) ----------------------------------------------------------
+
+# Table 1, in the paper's notation (the final soft-max is the loss).
+TABLE_1 = {
+    "A": "conv3-64 maxpool conv3-128 maxpool conv3-256 conv3-256 maxpool conv3-512 conv3-512 maxpool "
+         "conv3-512 conv3-512 maxpool",
+    "B": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 maxpool "
+         "conv3-512 conv3-512 maxpool conv3-512 conv3-512 maxpool",
+    "D": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 conv3-256 maxpool "
+         "conv3-512 conv3-512 conv3-512 maxpool conv3-512 conv3-512 conv3-512 maxpool",
+    "E": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 conv3-256 conv3-256 maxpool "
+         "conv3-512 conv3-512 conv3-512 conv3-512 maxpool conv3-512 conv3-512 conv3-512 conv3-512 maxpool",
+}
+TABLE_2_MILLIONS = {"A": 133, "B": 133, "D": 138, "E": 144}
+VGG_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
+
+
+def _table_1_notation(model: nn.Module) -> str:
+    words = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            words.append(f"conv{m.kernel_size[0]}-{m.out_channels}")
+        elif isinstance(m, nn.MaxPool2d):
+            words.append("maxpool")
+        elif isinstance(m, nn.Linear):
+            words.append(f"FC-{m.out_features}")
+    return " ".join(words)
+
+
+@pytest.mark.parametrize("column", TABLE_1)
+def test_vgg_layers_follow_table_1(column):
+    for name in (VGG_NAMES[column], VGG_NAMES[column] + "_bn"):
+        assert _table_1_notation(on_meta(name, 224)) == TABLE_1[column] + " FC-4096 FC-4096 FC-1000"
+    bn_layers = list(on_meta(VGG_NAMES[column] + "_bn", 224).features)
+    assert all(isinstance(after, nn.BatchNorm2d)
+               for layer, after in zip(bn_layers, bn_layers[1:]) if isinstance(layer, nn.Conv2d))
+
+
+@pytest.mark.parametrize("column", TABLE_2_MILLIONS)
+def test_vgg_parameter_counts_match_table_2(column):
+    assert count_params(on_meta(VGG_NAMES[column], 224)) / 1e6 == pytest.approx(TABLE_2_MILLIONS[column], abs=0.5)
+
+
+def test_vgg_small_form_is_one_linear_layer_and_reaches_1x1_at_28(mnist_batch):
+    model = build("vgg16", 28, in_channels=1).eval()
+    assert [type(m) for m in model.classifier] == [nn.Linear] and model.classifier[0].in_features == 512
+    assert output_shapes(model, mnist_batch, ["features"])["features"] == (512, 1, 1)  # 28→14→7→4→2→1
+    assert build("vgg11", 64).classifier[0].in_features == 512 * 2 * 2
+    assert len(build("vgg11", 32, small_input=False).classifier) == 7  # forced: Table 1's classifier
+
+
+# --- GoogLeNet (Szegedy et al. 2015) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def googlenet_224() -> nn.Module:
+    torch.manual_seed(0)
+    return build("googlenet", 224, num_classes=1000).eval()
+
+
+# Table 1: output size, params (K), ops (M). Rows map to our modules; Table 1's "conv2" is our
+# conv2 (1×1 reduce) + conv3 (3×3).
+TABLE_1_GOOGLENET = {
+    "conv1": ((64, 112, 112), 2.7, 34, ["conv1"]),
+    "max pool 1": ((64, 56, 56), None, None, ["maxpool1"]),
+    "conv2": ((192, 56, 56), 112, 360, ["conv2", "conv3"]),
+    "max pool 2": ((192, 28, 28), None, None, ["maxpool2"]),
+    "3a": ((256, 28, 28), 159, 128, ["inception3a"]),
+    "3b": ((480, 28, 28), 380, 304, ["inception3b"]),
+    "max pool 3": ((480, 14, 14), None, None, ["maxpool3"]),
+    "4a": ((512, 14, 14), 364, 73, ["inception4a"]),
+    "4b": ((512, 14, 14), 437, 88, ["inception4b"]),
+    "4c": ((512, 14, 14), 463, 100, ["inception4c"]),
+    "4d": ((528, 14, 14), 580, 119, ["inception4d"]),
+    "4e": ((832, 14, 14), 840, 170, ["inception4e"]),
+    "max pool 4": ((832, 7, 7), None, None, ["maxpool4"]),
+    "5a": ((832, 7, 7), 1072, 54, ["inception5a"]),
+    "5b": ((1024, 7, 7), 1388, 71, ["inception5b"]),
+    "avg pool": ((1024, 1, 1), None, None, ["avgpool"]),
+    "linear": ((1000,), 1000, 1, ["fc"]),
+}
+# Rows where Table 1 disagrees with its own layer widths. conv1: 7×7×3×64 = 9,408 weights
+# (9.2K, 118M MACs on 112×112), not 2.7K/34M. 4c: its 509,440 weights are 497.5K; the ops
+# entry, 100M, matches them (463K × 196 would be 93M). 5a: 1,042,432 weights = 1018K and 51M,
+# not 1072K/54M (the two entries agree with each other, not with the widths of the same table).
+PARAMS_ERRATA, OPS_ERRATA = {"conv1", "4c", "5a"}, {"conv1", "5a"}
+
+
+def test_googlenet_output_sizes_follow_table_1(googlenet_224):
+    last_module = {row: entry[3][-1] for row, entry in TABLE_1_GOOGLENET.items()}
+    shapes = output_shapes(googlenet_224, torch.randn(1, 3, 224, 224), list(last_module.values()))
+    assert {row: shapes[module] for row, module in last_module.items()} == {
+        row: entry[0] for row, entry in TABLE_1_GOOGLENET.items()}
+
+
+def test_googlenet_params_and_ops_follow_table_1(googlenet_224):
+    # The params column counts weights without biases in units of 1024 (conv2: 4,096 + 110,592
+    # = 114,688 = 112 × 1024 exactly); entries agree with the layer widths within 2% (4d, the
+    # farthest, is 590.5K against 580K, while its ops entry matches ours to the unit). The ops
+    # column is MACs in millions, rounded or truncated: within 1M.
+    _, macs = count_macs(googlenet_224, 224)
+    for row, (_, params_k, ops_m, modules) in TABLE_1_GOOGLENET.items():
+        if params_k is None:
+            continue
+        weights = sum(p.numel() for m in modules for n, p in googlenet_224.get_submodule(m).named_parameters()
+                      if n.endswith("weight"))
+        ours_ops = sum(macs[m] for m in modules) / 1e6
+        if row not in PARAMS_ERRATA:
+            assert weights / 1024 == pytest.approx(params_k, rel=0.02), row
+        if row not in OPS_ERRATA:
+            assert abs(ours_ops - ops_m) < 1, row
+    conv1_weights = googlenet_224.conv1.conv.weight.numel()
+    assert conv1_weights == 7 * 7 * 3 * 64 and conv1_weights * 112 * 112 / 1e6 == pytest.approx(118, abs=0.5)
+
+
+def test_googlenet_paper_form_has_5x5_branches_lrn_and_no_batch_norm(googlenet_224):
+    fifth_branches = [m.branch3[1].conv.kernel_size for n, m in googlenet_224.named_children() if n.startswith("incep")]
+    assert fifth_branches == [(5, 5)] * 9
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in googlenet_224.modules()) == 2  # Fig. 3
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in googlenet_224.modules())
+    assert googlenet_224.dropout.p == 0.4
+    torchvision_form = on_meta("googlenet", 224, variant="torchvision")
+    assert torchvision_form.inception3a.branch3[1].conv.kernel_size == (3, 3)
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in torchvision_form.modules())
+
+
+def test_googlenet_auxiliary_classifiers_follow_section_5(googlenet_224):
+    for aux, channels in ((googlenet_224.aux1, 512), (googlenet_224.aux2, 528)):  # on 4a and 4d
+        assert (aux.pool.kernel_size, aux.pool.stride) == (5, 3)
+        assert (aux.conv.conv.kernel_size, aux.conv.conv.out_channels) == ((1, 1), 128)
+        assert (aux.conv.conv.in_channels, aux.fc1.in_features, aux.fc1.out_features) == (channels, 128 * 4 * 4, 1024)
+        assert aux.dropout.p == 0.7
+    x = torch.randn(1, 3, 224, 224)
+    assert output_shapes(googlenet_224, x, ["aux1.pool", "aux2.pool"]) == {}  # eval mode: the heads idle
+    try:  # §5: "4×4×512 output for the (4a), and 4×4×528 for the (4d) stage"
+        assert output_shapes(googlenet_224.train(), x, ["aux1.pool", "aux2.pool"]) == {
+            "aux1.pool": (512, 4, 4), "aux2.pool": (528, 4, 4)}
+    finally:
+        googlenet_224.eval()
+    assert googlenet_224.aux_weight == 0.3
+
+
+def test_googlenet_returns_auxiliary_logits_in_training_only(cifar_batch):
+    images, _ = cifar_batch
+    model = build("googlenet", 32)
+    seen = {}
+    for head in ("aux1", "aux2"):
+        model.get_submodule(head).register_forward_hook(lambda m, a, out, head=head: seen.update({head: out}))
+    logits, aux1, aux2 = model.train()(images[:2])
+    assert aux1 is seen["aux1"] and aux2 is seen["aux2"]  # order: main, 4a head, 4d head
+    assert logits.shape == aux1.shape == aux2.shape == (2, 10)
+    with torch.no_grad():
+        assert model.eval()(images[:2]).shape == (2, 10)
+    assert build("googlenet", 32, aux_logits=False).aux1 is None
+
+
+def test_googlenet_small_form_keeps_the_stem_but_its_first_pool():
+    model = build("googlenet", 32).eval()
+    assert model.conv1.conv.kernel_size == (3, 3) and isinstance(model.maxpool1, nn.Identity)
+    shapes = output_shapes(model, torch.randn(1, 3, 32, 32), ["inception3b", "inception4e", "inception5b"])
+    assert list(shapes.values()) == [(480, 32 // 2, 32 // 2), (832, 8, 8), (1024, 4, 4)]
+    assert model.aux1.fc1.in_features == 128 * 2 * 2  # 8×8 → 5×5/3 pool → 2×2

@@ -1,0 +1,79 @@
+"""Every chapter notebook runs top to bottom under papermill with its smoke parameters,
+its committed deterministic outputs still match the code (nbval), and it builds its
+model from cnnlib rather than defining one."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+pytestmark = pytest.mark.slow
+
+
+def smoke_parameters(path: Path, tmp_path: Path) -> dict:
+    notebook = nbformat.read(path, as_version=4)
+    return {**notebook.metadata["cnnlib"]["smoke_parameters"], "out": str(tmp_path / "run")}
+
+
+def parameter_names(path: Path) -> set[str]:
+    notebook = nbformat.read(path, as_version=4)
+    cells = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    return {target.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_structure(path):
+    names = parameter_names(path)
+    assert set(smoke_parameters(path, Path("/tmp"))) <= names
+    assert {"epochs", "seed", "device", "out"} <= names
+    source = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    assert "nn.Module)" not in source, "a chapter builds its model from cnnlib, never a private copy"
+    outputs = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code" and cell.outputs]
+    assert outputs, "notebooks are committed with the outputs of their last real run"
+    errors = [output for cell in outputs for output in cell.outputs if output.output_type == "error"]
+    assert not errors, f"{path.name} was committed with an error output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_runs_with_smoke_parameters(path, tmp_path):
+    executed = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(executed), parameters=smoke_parameters(path, tmp_path),
+                               cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_committed_outputs_match(path, tmp_path):
+    # Inject the smoke parameters without executing, keeping the committed outputs; nbval then runs the
+    # notebook and compares the cells marked NBVAL_CHECK_OUTPUT (layer tables, parameter counts).
+    prepared = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(prepared), parameters=smoke_parameters(path, tmp_path),
+                               prepare_only=True, kernel_name="python3", progress_bar=False)
+    finished = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+                               "--current-env", str(prepared)], cwd=ROOT / "notebooks", capture_output=True,
+                              text=True, timeout=900)
+    assert finished.returncode == 0, finished.stdout[-4000:]
+
+
+def test_bad_parameter_is_one_sentence(tmp_path):
+    path = ROOT / "notebooks" / "01_lenet5.ipynb"
+    parameters = {**smoke_parameters(path, tmp_path), "epochs": "eight"}
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        papermill.execute_notebook(str(path), str(tmp_path / "bad.ipynb"), parameters=parameters, cwd=str(ROOT),
+                                   kernel_name="python3", progress_bar=False)
+    assert failure.value.ename == "UserError"
+    assert failure.value.evalue == "epochs must be an integer, not 'eight'."

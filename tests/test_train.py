@@ -1,0 +1,172 @@
+"""The training loop: learning on real data, determinism, resumption, corrupt
+checkpoints, divergence, and two processes with gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cnnlib import UserError
+from cnnlib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from cnnlib.data import load_dataset
+from cnnlib.train import TrainConfig, augment, evaluate_checkpoint, lr_factor, train
+
+FAST = dict(model="lenet5", dataset="digits", device="cpu", progress=False)
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in model.state_dict().items()}
+
+
+def assert_same_weights(first: torch.nn.Module, second: torch.nn.Module) -> None:
+    a, b = weights(first), weights(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_digits_learns_and_writes_results(tmp_path):
+    result = train(TrainConfig(**FAST, epochs=12, out=str(tmp_path)))
+    assert result.metrics["test_accuracy"] > 0.9
+    assert list(result.history["epoch"]) == list(range(1, 13))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("test_accuracy", "epochs", "train_seconds", "train_images_per_second", "device", "params",
+                "dataset", "model", "torch_version", "seed", "world_size", "config"):
+        assert key in metrics, key
+    assert metrics["params"] == 61_706 and metrics["world_size"] == 1 and metrics["device"] == "cpu"
+    assert (tmp_path / "history.csv").read_text().startswith("epoch,")
+    report = evaluate_checkpoint(tmp_path / "checkpoint.pt", device="cpu")
+    assert report["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_real_mnist_reaches_a_floor(tmp_path, data_root):
+    # 12,000 real MNIST training images, 3 epochs on the CPU: a smoke run of the chapter's recipe.
+    result = train(TrainConfig(**{**FAST, "dataset": "mnist"}, data_root=str(data_root), subset=12000, epochs=3,
+                               out=str(tmp_path)))
+    assert result.data.input_shape == (1, 32, 32)  # padded from 28, LeCun et al. Sec. III-A
+    assert result.metrics["test_accuracy"] > 0.96
+
+
+def test_same_seed_same_weights_and_resume_is_exact(tmp_path):
+    straight = train(TrainConfig(**FAST, epochs=2, out=str(tmp_path / "a")))
+    again = train(TrainConfig(**FAST, epochs=2, out=str(tmp_path / "b")))
+    assert_same_weights(straight.model, again.model)
+
+    first = train(TrainConfig(**FAST, epochs=2, stop_after=1, out=str(tmp_path / "c")))
+    assert len(first.history) == 1 and load_checkpoint(tmp_path / "c" / "checkpoint.pt")["epoch"] == 1
+    resumed = train(TrainConfig(**FAST, epochs=2, resume=True, out=str(tmp_path / "c")))
+    assert list(resumed.history["epoch"]) == [1, 2]
+    assert_same_weights(straight.model, resumed.model)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    train(TrainConfig(**FAST, epochs=2, stop_after=1, out=str(tmp_path)))
+    with pytest.raises(UserError, match=r"Cannot resume .*lr=0\.05 there, 0\.01 now"):
+        train(TrainConfig(**FAST, epochs=2, lr=0.01, resume=True, out=str(tmp_path)))
+
+
+def test_corrupt_truncated_and_foreign_checkpoints(tmp_path):
+    train(TrainConfig(**FAST, epochs=1, out=str(tmp_path)))
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        load_checkpoint(truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(UserError, match="not a cnnlib checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(UserError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    state["config"]["model_options"] = {"variant": "paper"}
+    mismatched = tmp_path / "mismatched.pt"
+    save_checkpoint(mismatched, {key: value for key, value in state.items() if key not in ("format", "version")})
+    with pytest.raises(UserError, match="does not fit this model"):
+        model_from_checkpoint(mismatched)
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoint.pt"
+    save_checkpoint(target, {"epoch": 1})
+
+    def interrupted_save(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(target, {"epoch": 2})
+    assert [path.name for path in tmp_path.iterdir()] == ["checkpoint.pt"]
+    monkeypatch.undo()
+    assert load_checkpoint(target)["epoch"] == 1
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    import cnnlib.train as training
+
+    real_prepare = training._prepare
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def poisoned_after_first_epoch(data, x, channels_last):
+        prepared = real_prepare(data, x, channels_last)
+        return prepared * float("nan") if checkpoint.exists() else prepared
+
+    monkeypatch.setattr(training, "_prepare", poisoned_after_first_epoch)
+    with pytest.raises(UserError, match=r"NaN or infinite at epoch 2, step 1 \(lr 0\.05\): lower the learning rate, "
+                                        r"e\.g\. --lr 0\.005; the last good checkpoint .* after epoch 1\) is kept"):
+        train(TrainConfig(**FAST, epochs=3, out=str(tmp_path)))
+    assert load_checkpoint(checkpoint)["epoch"] == 1
+
+
+def test_augmentation_shifts_and_flips_on_the_device():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).reshape(2, 1, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    shifted = augment(x, "crop", 1, generator)
+    assert shifted.shape == x.shape and shifted.dtype == torch.uint8
+    flipped = augment(x, "flip", 0, torch.Generator().manual_seed(3))
+    for original, out in zip(x, flipped):
+        assert torch.equal(out, original) or torch.equal(out, original.flip(2))
+    # Every crop is a window of the zero-padded image.
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    windows = padded.unfold(2, 4, 1).unfold(3, 4, 1)  # (N, C, 3, 3, 4, 4)
+    for image, out in enumerate(shifted):
+        assert any(torch.equal(windows[image, 0, i, j], out[0]) for i in range(3) for j in range(3))
+
+
+@pytest.mark.parametrize("schedule", ["none", "step", "cosine", "onecycle"])
+def test_schedules_warm_up_then_follow_their_shape(schedule):
+    factor = lr_factor(schedule, 0.1, 100)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    end = {"none": 1.0, "step": 0.01, "cosine": 0.0, "onecycle": 0.0}[schedule]
+    assert factor(100) == pytest.approx(end, abs=1e-3)
+
+
+def test_bad_settings_are_one_sentence_errors():
+    with pytest.raises(UserError, match="Unknown optimizer 'lbfgs': choose one of sgd, adam"):
+        train(TrainConfig(**FAST, optimizer="lbfgs"))
+    with pytest.raises(UserError, match="Unknown model 'lenet6'"):
+        train(TrainConfig(**{**FAST, "model": "lenet6"}))
+
+
+@pytest.mark.slow
+def test_two_processes_with_gloo(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+               "-m", "cnnlib", "train", "--model", "lenet5", "--dataset", "digits", "--epochs", "2", "--device", "cpu",
+               "--no-progress", "--out", str(tmp_path)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 2
+    assert finished.stdout.count("epoch   2/2") == 1  # rank 0 alone logs
+    assert metrics["train_images"] == len(load_dataset("digits").train_y)
+    assert metrics["test_accuracy"] > 0.5
