@@ -54,7 +54,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The ``cnnlib`` argument parser with its sub-commands."""
     from cnnlib.recipes import RECIPES
-    from cnnlib.train import AUGMENTATIONS, DEVICES, OPTIMIZERS, SCHEDULES
+    from cnnlib.train import AUGMENTATIONS, DEVICES, LOSSES, OPTIMIZERS, SCHEDULES
 
     parser = argparse.ArgumentParser(prog="cnnlib", description="The classic CNNs, read from the papers.", epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", choices=SCHEDULES)
     train.add_argument("--warmup", type=float, help="fraction of the steps spent warming up")
     train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--loss", choices=LOSSES, default="cross_entropy", help="the training loss")
     train.add_argument("--augment", choices=AUGMENTATIONS)
     train.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
     train.add_argument("--ema", type=float, help="decay of an exponential moving average of the weights (0: off)")
@@ -108,6 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", choices=DEVICES, default="auto")
     evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
     evaluate.add_argument("--out", default=None, help="JSON file to write (default: evaluation.json beside the checkpoint)")
+
+    predict = commands.add_parser("predict", help="classify image files and folders with a checkpoint, one row per image")
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    predict.add_argument("--top-k", type=_positive_int, default=1, help="classes to show per image (default 1)")
+    predict.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    predict.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                         help="invert grey images (dark digit on white paper for an MNIST model); auto: when the "
+                              "border is brighter than the centre")
+    predict.add_argument("--fit", choices=("auto", "pad", "resize"), default="auto",
+                         help="how an image is brought to the model's size (default: as in training)")
+    predict.add_argument("--device", choices=DEVICES, default="cpu")
+
+    sweep = commands.add_parser("sweep", help="run a notebook or `train` once per combination of a grid; gather results.csv")
+    sweep.add_argument("target", metavar="NOTEBOOK", help="a notebook with a 'parameters' cell, or 'train'")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values to sweep (repeatable); with 'train', option.NAME=... sweeps a model option")
+    sweep.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a fixed value (repeatable)")
+    sweep.add_argument("--repeats", type=_positive_int, default=1, help="run each combination with seeds 0..N-1")
+    sweep.add_argument("--jobs", type=_positive_int, default=1, help="runs at a time, in separate processes")
+    sweep.add_argument("--out", required=True, help="folder of the runs and results.csv; rerun to resume")
     return parser
 
 
@@ -156,6 +178,53 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"test accuracy {report['test_accuracy']:.4f} on {report['test_images']} {report['dataset']} images; wrote {out}")
 
 
+def _sweep_values(texts: list[str], option: str, many: bool) -> dict[str, Any]:
+    """``KEY=V1,V2`` (``many``) or ``KEY=VALUE`` texts as a dict; bad syntax is a :class:`UserError`."""
+    values: dict[str, Any] = {}
+    for text in texts:
+        key, separator, value = text.partition("=")
+        items = value.split(",") if many else [value]
+        if not separator or not key or not all(items):
+            form = "KEY=VALUE1,VALUE2" if many else "KEY=VALUE"
+            raise UserError(f"{option} {text!r} is not {form}: write e.g. {option} lr=0.1{',0.01' if many else ''}.")
+        if key in values:
+            raise UserError(f"{option} {key} is given twice: give each parameter once.")
+        values[key] = [_option_value(item) for item in items] if many else _option_value(value)
+    return values
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from cnnlib.sweep import sweep
+
+    results = sweep(args.target, _sweep_values(args.grid, "--grid", many=True),
+                    _sweep_values(args.param, "--param", many=False), out=args.out, repeats=args.repeats, jobs=args.jobs)
+    failed = int((results["status"] != "ok").sum())
+    print(f"{len(results) - failed} of {len(results)} runs finished; wrote {Path(args.out) / 'results.csv'}")
+    if failed:
+        raise UserError(f"{failed} run(s) failed: see the error column of {Path(args.out) / 'results.csv'}, "
+                        "fix the cause and rerun the same command to run only those.")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from cnnlib.predict import load_classifier, predict_files, predictions_frame
+
+    classifier = load_classifier(args.checkpoint, args.device)
+    invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
+    predictions, failures = predict_files(classifier, args.images, args.top_k, invert, args.fit)
+    table = predictions_frame(predictions)
+    if args.format == "json":
+        print(json.dumps(json.loads(table.to_json(orient="records")) if predictions else [], indent=2))
+    elif args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif predictions:
+        print(table.to_string(index=False))
+    for _, reason in failures:
+        print(f"cnnlib: skipped: {reason}", file=sys.stderr)
+    if failures:
+        raise UserError(f"{len(failures)} of {len(failures) + len(predictions)} files could not be read as images "
+                        f"(listed above); the others were classified.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -168,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _summary(args)
         elif args.command == "train":
             _train(args)
+        elif args.command == "predict":
+            _predict(args)
+        elif args.command == "sweep":
+            _sweep(args)
         else:
             _evaluate(args)
     except UserError as error:

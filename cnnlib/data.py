@@ -216,6 +216,19 @@ def fit_images(x: torch.Tensor, size: int, channels: int, fit: str = "auto") -> 
     return x.contiguous()
 
 
+def read_image(file: str | os.PathLike | BinaryIO, channels: int) -> torch.Tensor:
+    """One image file as uint8 (``channels``, H, W), decoded as the images of a folder are
+    (upright per EXIF, 16-bit grey scaled, palette transparency applied); a file PIL cannot
+    read raises :class:`UserError` naming it."""
+    _check_fit_options(None, channels, "auto")
+    try:
+        return _decode(file, "RGB" if channels == 3 else "L")
+    except Exception as error:  # PIL raises many exception types on malformed files
+        name = file if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "The image")
+        raise UserError(f"{name} is not an image PIL can read ({type(error).__name__}): convert it to PNG or "
+                        f"JPEG.") from error
+
+
 # ----------------------------------------------------------------------------- fitting
 
 

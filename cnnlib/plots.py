@@ -57,11 +57,11 @@ def plot_confusion(labels: torch.Tensor, predictions: torch.Tensor, classes: lis
 
 
 def _show_image(axis, image: torch.Tensor) -> None:
-    image = image.cpu()
+    image = image.cpu().numpy()
     if image.shape[0] == 1:
         axis.imshow(image[0], cmap="gray", vmin=0, vmax=255)
     else:
-        axis.imshow(image.permute(1, 2, 0))
+        axis.imshow(image.transpose(1, 2, 0))
     axis.axis("off")
 
 
@@ -101,4 +101,74 @@ def plot_filters(model: nn.Module, limit: int = 64) -> Figure:
     for axis, kernel in zip(axes.flat, scaled):
         _show_image(axis, kernel if kernel.shape[0] in (1, 3) else kernel[:1])
     figure.suptitle(f"First-layer filters ({tuple(weight.shape[1:])} each)")
+    return figure
+
+
+def feature_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.Tensor:
+    """The output of module ``layer`` (a qualified name, as in the layer table) for one
+    prepared float image (C, H, W), without the batch dimension."""
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        from cnnlib.errors import UserError
+
+        raise UserError(f"The model has no layer {layer!r}: pick a name from its layer table (cnnlib summary).")
+    captured: list[torch.Tensor] = []
+    handle = modules[layer].register_forward_hook(lambda module, inputs, output: captured.append(output.detach()))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(image.unsqueeze(0))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return captured[0][0].float().cpu()
+
+
+def plot_feature_maps(model: nn.Module, data: DataSplit, layer: str, index: int = 0, limit: int = 16) -> Figure:
+    """The test image ``index`` and the first ``limit`` feature maps of ``layer`` for it."""
+    device = next(model.parameters()).device
+    image = data.test_x[index].to(device)
+    maps = feature_maps(model, data.normalise(image.unsqueeze(0))[0], layer)[:limit]
+    columns = min(8, len(maps) + 1)
+    rows = math.ceil((len(maps) + 1) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.3), layout="constrained", squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    _show_image(axes.flat[0], image)
+    axes.flat[0].set_title(data.classes[data.test_y[index]], fontsize=8)
+    for axis, feature_map in zip(list(axes.flat)[1:], maps):
+        axis.imshow(feature_map.numpy(), cmap="viridis")
+    figure.suptitle(f"Feature maps of {layer} ({tuple(maps.shape[1:])} each)")
+    return figure
+
+
+def plot_stage_costs(table: pd.DataFrame, stage_of=lambda name: name.split(".")[0], title: str = "") -> Figure:
+    """Parameters and MACs summed per stage of a layer table (by default the first part of
+    each layer's name), side by side: where a network keeps its weights and spends its work."""
+    stages = table.assign(stage=table["name"].map(stage_of)).groupby("stage", sort=False)[["params", "macs"]].sum()
+    figure, (params_axis, macs_axis) = plt.subplots(1, 2, figsize=(11, 0.35 * len(stages) + 1.5), layout="constrained")
+    params_axis.barh(stages.index, stages["params"] / 1e6, color="tab:blue")
+    macs_axis.barh(stages.index, stages["macs"] / 1e6, color="tab:orange")
+    params_axis.set(xlabel="parameters (millions)", title="Parameters per stage")
+    macs_axis.set(xlabel="multiply–accumulates (millions)", title="MACs per stage")
+    for axis in (params_axis, macs_axis):
+        axis.invert_yaxis()
+        axis.grid(axis="x", alpha=0.3)
+    macs_axis.set_yticklabels([])
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_sweep(summary: pd.DataFrame, x: str, metric: str = "test accuracy", title: str = "") -> Figure:
+    """A sweep's summary (:func:`cnnlib.sweep.summarise`): the mean of each value of ``x``
+    as a bar, its minimum–maximum over the seeds as an error bar, every run's count below."""
+    figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(summary) + 1.5), 3.2), layout="constrained")
+    labels = summary[x].astype(str)
+    spread = [summary["mean"] - summary["min"], summary["max"] - summary["mean"]]
+    axis.bar(labels, summary["mean"], yerr=spread, capsize=4, color="tab:blue", alpha=0.8)
+    axis.set(xlabel=x, ylabel=f"{metric} (mean, min–max)", title=title)
+    axis.set_xticks(range(len(labels)), [f"{label}\n{runs} runs" for label, runs in zip(labels, summary["runs"])])
+    axis.grid(axis="y", alpha=0.3)
     return figure

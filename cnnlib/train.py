@@ -13,6 +13,7 @@ Everything a run needs to continue is checkpointed atomically after every epoch,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -42,6 +43,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adagrad", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 AUGMENTATIONS = ("auto", "none", "crop", "flip", "crop+flip")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LOSSES = ("cross_entropy", "mse", "hinge")
 
 # Fields that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"epochs", "out", "device", "resume", "stop_after", "progress", "compile", "data_root",
@@ -63,6 +65,7 @@ class TrainConfig:
     out: str | None = None
     recipe: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    loss: str = "cross_entropy"
     # Recipe knobs.
     epochs: int | None = None
     batch_size: int | None = None
@@ -138,7 +141,7 @@ def resolve(config: TrainConfig, channels: int) -> TrainConfig:
 
 
 def _validate(config: TrainConfig) -> None:
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS}
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "loss": LOSSES}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise UserError(f"Unknown {key} {getattr(config, key)!r}: choose one of {', '.join(allowed)}.")
@@ -160,6 +163,8 @@ def _validate(config: TrainConfig) -> None:
             raise UserError(f"{key} must lie in [{low}, {high}), not {value}.")
     if config.weight_decay < 0 or config.grad_clip < 0:
         raise UserError("weight_decay and grad_clip must be zero or positive.")
+    if config.loss == "hinge" and config.label_smoothing:
+        raise UserError("Label smoothing has no meaning for the hinge loss: set --label-smoothing 0.")
     if config.stop_after is not None and config.stop_after < 1:
         raise UserError(f"stop_after must be at least 1, not {config.stop_after}.")
 
@@ -188,11 +193,13 @@ def augment(x: torch.Tensor, mode: str, padding: int, generator: torch.Generator
     """Random crops after zero padding and random horizontal flips, per image, on ``x``'s device (uint8 in, uint8 out)."""
     n, c, h, w = x.shape
     if "crop" in mode:
-        padded = F.pad(x, (padding,) * 4)
-        dy, dx = torch.randint(0, 2 * padding + 1, (2, n, 1, 1, 1), generator=generator).to(x.device)
-        rows = (dy + torch.arange(h, device=x.device).view(1, 1, h, 1)).expand(n, c, h, w + 2 * padding)
-        cols = (dx + torch.arange(w, device=x.device).view(1, 1, 1, w)).expand(n, c, h, w)
-        x = padded.gather(2, rows).gather(3, cols)
+        # One gather from the flattened, zero-padded images: pixel (i, j) of image k comes from
+        # (i + dy_k, j + dx_k) of its padded copy.
+        height, width = h + 2 * padding, w + 2 * padding
+        padded = F.pad(x, (padding,) * 4).view(n, c, height * width)
+        dy, dx = torch.randint(0, 2 * padding + 1, (2, n, 1), generator=generator).to(x.device)
+        grid = (torch.arange(h, device=x.device)[:, None] * width + torch.arange(w, device=x.device)).view(1, h * w)
+        x = padded.gather(2, (grid + dy * width + dx).unsqueeze(1).expand(n, c, h * w)).view(n, c, h, w)
     if "flip" in mode:
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -243,6 +250,32 @@ def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[int],
         return 1.0
 
     return factor
+
+
+class ProbabilityMSE(nn.Module):
+    """The squared error between the softmax probabilities and the (smoothed) one-hot
+    target, summed over classes: the Brier score (Brier 1950), a bounded alternative to
+    cross-entropy."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        classes = logits.shape[1]
+        one_hot = F.one_hot(target, classes).float() * (1 - self.label_smoothing) + self.label_smoothing / classes
+        return (logits.float().softmax(1) - one_hot).pow(2).sum(1).mean()
+
+
+def make_criterion(config: TrainConfig) -> nn.Module:
+    """The training loss by name: softmax cross-entropy (with ``label_smoothing``, Szegedy
+    et al. 2016, Sec. 7), ``mse`` (:class:`ProbabilityMSE`) or ``hinge``, the multi-class
+    margin loss of Weston & Watkins 1999 (``nn.MultiMarginLoss``)."""
+    if config.loss == "mse":
+        return ProbabilityMSE(config.label_smoothing)
+    if config.loss == "hinge":
+        return nn.MultiMarginLoss()
+    return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
 
 def loss_and_logits(output: torch.Tensor | tuple, target: torch.Tensor, criterion: nn.Module,
@@ -297,7 +330,9 @@ def _prepare(data: DataSplit, x: torch.Tensor, channels_last: bool) -> torch.Ten
 
 def _autocast(device: torch.device, enabled: bool):
     # bf16 needs no loss scaling; on the CPU autocast would only slow small networks.
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, dataset: str | None = None, data_root: str | None = None,
@@ -333,6 +368,26 @@ def prepare_data(config: TrainConfig, device: torch.device) -> DataSplit:
     return data.to(device)
 
 
+def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    """Channels-last memory unless the config says otherwise: cuDNN's and oneDNN's fast
+    convolution kernels read NHWC (measured in benchmarks/throughput.py); MPS keeps NCHW."""
+    return config.channels_last if config.channels_last is not None else device.type in ("cuda", "cpu")
+
+
+def build_model(config: TrainConfig, data: DataSplit, device: torch.device) -> nn.Module:
+    """``config.model`` for ``data``'s classes and input shape, initialised from ``config.seed``, on ``device``."""
+    torch.manual_seed(config.seed)
+    return models.create(config.model, num_classes=len(data.classes), in_channels=data.input_shape[0],
+                         input_size=data.input_shape[1:], **config.model_options).to(device)
+
+
+def training_batch(data: DataSplit, index: torch.Tensor, mode: str, padding: int, generator: torch.Generator,
+                   channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The augmented, normalised images and the labels of the training examples ``index``."""
+    images = augment(data.train_x.index_select(0, index), mode, padding, generator)
+    return _prepare(data, images, channels_last), data.train_y.index_select(0, index)
+
+
 def default_out(config: TrainConfig) -> Path:
     """``runs/<model>-<data set>``: one folder per model and data set, so a rerun resumes it."""
     dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(config.dataset)).name.split(".")[0])
@@ -349,11 +404,8 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
     data = prepare_data(config, device) if data is None else data.to(device)
     config = resolve(config, data.input_shape[0])
     out = Path(config.out) if config.out else default_out(config)
-    torch.manual_seed(config.seed)
-
-    model = models.create(config.model, num_classes=len(data.classes), in_channels=data.input_shape[0],
-                          input_size=data.input_shape[1:], **config.model_options).to(device)
-    channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+    model = build_model(config, data, device)
+    channels_last = uses_channels_last(config, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
@@ -387,7 +439,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
     trained = torch.compile(model) if config.compile else model
     if world > 1:
         trained = nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    criterion = make_criterion(config)
     aux_weight = getattr(model, "aux_weight", 0.0)
     mode, padding = augmentation_for(config, data), crop_padding(data)
     evaluated = ema.module if ema is not None else model
@@ -404,8 +456,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         steps = tqdm(enumerate(shard.split(per_rank_batch)), total=steps_per_epoch, leave=False, mininterval=1,
                      desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and main))
         for step, index in steps:
-            x = _prepare(data, augment(data.train_x[index], mode, padding, generator), channels_last)
-            y = data.train_y[index]
+            x, y = training_batch(data, index, mode, padding, generator, channels_last)
             with _autocast(device, config.amp):
                 loss, logits = loss_and_logits(trained(x), y, criterion, aux_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -453,6 +504,48 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         dist.destroy_process_group()
     evaluated.eval()
     return TrainResult(evaluated, data, history_frame, metrics, config, out)
+
+
+def lr_range_test(config: TrainConfig, start: float = 1e-5, end: float = 10.0, steps: int = 100,
+                  data: DataSplit | None = None, smoothing: float = 0.9, stop_factor: float = 4.0) -> pd.DataFrame:
+    """The learning-rate range test of Smith 2017 ("Cyclical learning rates", Sec. 3.3):
+    train a fresh model for ``steps`` mini-batches while the learning rate grows
+    geometrically from ``start`` to ``end``, and record the loss at each. Stops once the
+    smoothed loss exceeds ``stop_factor`` times its minimum. Returns the columns ``lr``,
+    ``loss`` and ``smoothed_loss``; ``attrs["suggested_lr"]`` is a tenth of the learning
+    rate of the lowest smoothed loss, a common reading of the curve."""
+    if not 0 < start < end or steps < 2:
+        raise UserError(f"The range test needs 0 < start < end and at least 2 steps, not {start}, {end}, {steps}.")
+    device = select_device(config.device)
+    data = prepare_data(config, device) if data is None else data.to(device)
+    config = resolve(dataclasses.replace(config, lr=start, schedule="none"), data.input_shape[0])
+    model = build_model(config, data, device)
+    optimizer = make_optimizer(model, config)
+    criterion, aux_weight = make_criterion(config), getattr(model, "aux_weight", 0.0)
+    generator = torch.Generator().manual_seed(config.seed)
+    mode, padding = augmentation_for(config, data), crop_padding(data)
+    growth = (end / start) ** (1 / (steps - 1))
+    rows, average, best = [], 0.0, math.inf
+    for step in range(steps):
+        lr = start * growth**step
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = torch.randint(0, len(data.train_y), (config.batch_size,), generator=generator).to(device)
+        x, y = training_batch(data, index, mode, padding, generator, False)
+        loss, _ = loss_and_logits(model(x), y, criterion, aux_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        average = smoothing * average + (1 - smoothing) * value
+        smoothed = average / (1 - smoothing ** (step + 1))  # bias-corrected, as Adam's moments
+        rows.append({"lr": lr, "loss": value, "smoothed_loss": smoothed})
+        best = min(best, smoothed)
+        if not math.isfinite(smoothed) or smoothed > stop_factor * best:
+            break
+    frame = pd.DataFrame(rows)
+    frame.attrs["suggested_lr"] = float(frame["lr"][frame["smoothed_loss"].idxmin()] / 10)
+    return frame
 
 
 def _stop_if_diverged(first_bad: torch.Tensor, epoch: int, config: TrainConfig, checkpoint: Path) -> None:

@@ -1,20 +1,61 @@
 """Fixtures shared by the test modules."""
 
+import gzip
+import io
 import os
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _data() -> Path:
+    return Path(os.environ.get("CNNLIB_DATA", REPOSITORY.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The read-only data sets: ``$CNNLIB_DATA`` (CI sets it), else ``<repository>/../shared/data``."""
-    return Path(os.environ.get("CNNLIB_DATA", REPOSITORY.parent / "shared" / "data"))
+    return _data()
 
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache folder for the whole session, so that a slow decode (CIFAR-10's JPEGs) happens once."""
     return tmp_path_factory.mktemp("cnnlib-cache")
+
+
+@pytest.fixture(scope="session")
+def cifar_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each CIFAR-10 class, scaled to [0, 1] and standardised."""
+    archive = _data() / "cifar10-jpg.tar.gz"
+    if not archive.exists():
+        pytest.skip(f"{archive} is missing")
+    images: dict[str, np.ndarray] = {}
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if len(parts) == 4 and parts[1] == "test" and parts[2] not in images:
+                images[parts[2]] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+                if len(images) == 10:
+                    break
+    x = torch.tensor(np.stack(list(images.values())), dtype=torch.float32).permute(0, 3, 1, 2) / 255
+    return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True), torch.arange(10)
+
+
+@pytest.fixture(scope="session")
+def mnist_batch() -> torch.Tensor:
+    """The first four MNIST test digits, 1×28×28 in [0, 1], read from the IDX file."""
+    path = _data() / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    with gzip.open(path) as idx:
+        header = np.frombuffer(idx.read(16), dtype=">u4")
+        assert header[0] == 2051 and tuple(header[2:]) == (28, 28)
+        pixels = np.frombuffer(idx.read(4 * 28 * 28), dtype=np.uint8)
+    return torch.tensor(pixels.reshape(4, 1, 28, 28), dtype=torch.float32) / 255

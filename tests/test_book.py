@@ -128,14 +128,10 @@ def test_figure_script_draws_every_figure_of_the_chapter(tmp_path: Path) -> None
 
 
 def test_site_without_offline_mathjax_builds_and_uses_the_cdn(tmp_path: Path) -> None:
-    # A copy of the book's sources, without book/_static/mathjax: what a fresh clone has.
+    # A copy of the repository without book/_static/mathjax (nor anything git ignores): what a fresh clone has.
     source = tmp_path / "source"
-    source.mkdir()
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(REPO / name, source / name)
-    for folder in {"book"} | {page.split("/")[0] for page in _toc_files() if "/" in page}:
-        shutil.copytree(REPO / folder, source / folder,
-                        ignore=shutil.ignore_patterns("mathjax", "__pycache__", ".ipynb_checkpoints"))
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "_build", "mathjax", "runs", "sweeps", "__pycache__", ".ipynb_checkpoints", "*.egg-info"))
     html = _build(source, tmp_path / "out")
     page = BeautifulSoup((html / "book" / "conv_arithmetic.html").read_text(), "html.parser")
     sources = [script["src"] for script in page.find_all("script", src=True) if "mathjax" in script["src"]]
@@ -228,9 +224,23 @@ def test_conv_arithmetic_page_renders(chromium: str, site: Path, artifacts: Path
     assert len(captions) >= 2 and all(captions)
 
 
-def test_lenet5_chapter_renders(chromium: str, site: Path, artifacts: Path, tmp_path: Path) -> None:
-    # What every chapter page has: formulas in its markdown, and a layer table (a
-    # DataFrame output of a code cell).
-    page = render(chromium, site, "notebooks/01_lenet5", artifacts, tmp_path)
+def _part_files(caption: str) -> list[str]:
+    """The pages of the _toc.yml part titled ``caption``, without extension, in order."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    return [_docname(entry["file"]) for part in toc["parts"] if part["caption"] == caption
+            for entry in part["chapters"]]
+
+
+@pytest.mark.parametrize("chapter", _part_files("Architectures"))
+def test_architecture_chapter_renders(chapter: str, chromium: str, site: Path, artifacts: Path,
+                                      tmp_path: Path) -> None:
+    # What every chapter page has: formulas in its markdown, a layer table (a DataFrame
+    # output of a code cell), and the figures of its run (curves, confusion matrix,
+    # misclassified images, filters), each numbered figure with its caption.
+    page = render(chromium, site, chapter, artifacts, tmp_path)
     assert_math_rendered(page)
     assert page.dom.select("main table.dataframe"), "no DataFrame table in the chapter's outputs"
+    assert_images_exist(page, at_least=4)
+    captions = [figure.find("figcaption") for figure in page.dom.select("main figure")]
+    assert all(caption is not None and caption.get_text(strip=True) for caption in captions), \
+        f"a figure of {chapter} has no caption"

@@ -97,3 +97,43 @@ def test_train_then_evaluate(capsys, tmp_path):
     status, out, _ = run(capsys, "evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--device", "cpu")
     report = json.loads((tmp_path / "evaluation.json").read_text())
     assert status == 0 and report["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+# Networks that are the same as torchvision's, with the option that makes them so, and torchvision's model card.
+SAME_AS_TORCHVISION = [
+    ("alexnet", ["variant=torchvision"], "AlexNet_Weights"),
+    ("vgg11", [], "VGG11_Weights"), ("vgg13", [], "VGG13_Weights"), ("vgg16", [], "VGG16_Weights"),
+    ("vgg19", [], "VGG19_Weights"), ("vgg11_bn", [], "VGG11_BN_Weights"), ("vgg16_bn", [], "VGG16_BN_Weights"),
+    ("vgg19_bn", [], "VGG19_BN_Weights"),
+    ("googlenet", ["variant=torchvision", "aux_logits=false"], "GoogLeNet_Weights"),
+    ("resnet18", [], "ResNet18_Weights"), ("resnet34", [], "ResNet34_Weights"),
+    ("resnet50", ["stride_on=3x3"], "ResNet50_Weights"), ("resnet101", ["stride_on=3x3"], "ResNet101_Weights"),
+    ("resnet152", ["stride_on=3x3"], "ResNet152_Weights"), ("densenet121", [], "DenseNet121_Weights"),
+    ("mobilenet_v2", [], "MobileNet_V2_Weights"), ("efficientnet_b0", [], "EfficientNet_B0_Weights"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "options", "card"), SAME_AS_TORCHVISION, ids=[row[0] for row in SAME_AS_TORCHVISION])
+def test_summary_json_agrees_with_torchvision_model_card(capsys, name, options, card):
+    import torchvision
+
+    meta = getattr(torchvision.models, card).IMAGENET1K_V1.meta
+    side = 227 if name == "alexnet" and not options else 224
+    argv = ["summary", "--model", name, "--input-size", "3", str(side), str(side), "--format", "json"]
+    for option in options:
+        argv += ["--model-option", option]
+    status, out, err = run(capsys, *argv)
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary["num_classes"] == 1000
+    assert summary["total_params"] == meta["num_params"]
+    assert round(summary["total_macs"] / 1e9, 3) == pytest.approx(meta["_ops"], abs=1e-9)
+
+
+def test_every_model_is_listed(capsys):
+    _, out, _ = run(capsys, "models")
+    expected = {"lenet5", "alexnet", "nin", "googlenet", "densenet121", "mobilenet_v2", "efficientnet_b0",
+                *(f"vgg{depth}{suffix}" for depth in (11, 13, 16, 19) for suffix in ("", "_bn")),
+                *(f"resnet{depth}" for depth in (10, 14, 16, 18, 26, 34, 50, 101, 152))}
+    assert expected <= set(out.split())

@@ -8,17 +8,13 @@ run on the CPU with batch size 1.
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from shapes import io_shapes
 import torch
 import torchvision
-from PIL import Image
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -59,52 +55,7 @@ def count_macs(model: nn.Module, side: int) -> tuple[float, dict[str, float]]:
 
 def output_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict[str, tuple[int, ...]]:
     """(C, H, W) of each named module's output in one forward."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str):
-        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            shapes.setdefault(name, tuple(out.shape[1:]))
-        return hook
-
-    handles = [model.get_submodule(name).register_forward_hook(record(name)) for name in modules]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
-
-
-@pytest.fixture(scope="module")
-def cifar_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of each CIFAR-10 class, scaled to [0, 1] and standardised."""
-    archive = DATA / "cifar10-jpg.tar.gz"
-    if not archive.exists():
-        pytest.skip(f"{archive} is missing")
-    images: dict[str, np.ndarray] = {}
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if len(parts) == 4 and parts[1] == "test" and parts[2] not in images:
-                images[parts[2]] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
-                if len(images) == 10:
-                    break
-    x = torch.tensor(np.stack(list(images.values())), dtype=torch.float32).permute(0, 3, 1, 2) / 255
-    return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True), torch.arange(10)
-
-
-@pytest.fixture(scope="module")
-def mnist_batch() -> torch.Tensor:
-    """The first four MNIST test digits, 1×28×28 in [0, 1], read from the IDX file."""
-    path = DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
-    if not path.exists():
-        pytest.skip(f"{path} is missing")
-    with gzip.open(path) as idx:
-        header = np.frombuffer(idx.read(16), dtype=">u4")
-        assert header[0] == 2051 and tuple(header[2:]) == (28, 28)
-        pixels = np.frombuffer(idx.read(4 * 28 * 28), dtype=np.uint8)
-    return torch.tensor(pixels.reshape(4, 1, 28, 28), dtype=torch.float32) / 255
+    return {name: shapes[1] for name, shapes in io_shapes(model, x, modules).items()}
 
 
 # --- every model: registry, shapes, one training step, options -------------------------------
@@ -557,3 +508,25 @@ def test_googlenet_small_form_keeps_the_stem_but_its_first_pool():
     shapes = output_shapes(model, torch.randn(1, 3, 32, 32), ["inception3b", "inception4e", "inception5b"])
     assert list(shapes.values()) == [(480, 32 // 2, 32 // 2), (832, 8, 8), (1024, 4, 4)]
     assert model.aux1.fc1.in_features == 128 * 2 * 2  # 8×8 → 5×5/3 pool → 2×2
+
+
+def test_lenet5_study_options_change_the_modern_form_only():
+    base = create("lenet5")
+    normed = create("lenet5", batch_norm=True, dropout=0.5, activation="gelu")
+    layers = dict(normed.named_modules())
+    # Batch norm adds a scale and shift per channel (6 + 16 + 120 + 84) and removes the biases before it.
+    assert sum(p.numel() for p in normed.parameters()) == sum(p.numel() for p in base.parameters()) + 226
+    assert isinstance(layers["features.C1_bn"], nn.BatchNorm2d) and layers["features.C1"].bias is None
+    assert isinstance(layers["features.C1_act"], nn.GELU) and layers["classifier.F6_dropout"].p == 0.5
+    small = create("lenet5", init="small_normal")
+    assert all(abs(float(layer.weight.std()) - 0.01) < 0.003 for layer in small.modules()
+               if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.numel() > 500)
+    torch.manual_seed(0)
+    xavier = create("lenet5", init="xavier").classifier.F6.weight
+    assert float(xavier.abs().max()) <= (6 / (120 + 84)) ** 0.5
+    with pytest.raises(UserError, match="leave them out with variant='paper'"):
+        create("lenet5", variant="paper", activation="tanh")
+    with pytest.raises(UserError, match="Unknown activation 'swish': choose one of 'relu', 'tanh'"):
+        create("lenet5", activation="swish")
+    with pytest.raises(UserError, match="Unknown init 'he' for LeNet-5: choose one of .*'small_normal'"):
+        create("lenet5", init="he")

@@ -8,19 +8,15 @@ the CPU with batch size 1 at ImageNet size, or on real CIFAR-10 / MNIST images a
 
 from __future__ import annotations
 
-import gzip
-import io
 import math
 import os
 import re
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from shapes import io_shapes
 import torch
 import torchvision
-from PIL import Image
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -114,23 +110,6 @@ def count_macs(model: nn.Module) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-def io_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict[str, tuple[tuple, tuple]]:
-    """(C, H, W) of each named module's input and output in one forward."""
-    shapes: dict[str, tuple[tuple, tuple]] = {}
-
-    def record(name: str):
-        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            shapes.setdefault(name, (tuple(args[0].shape[1:]), tuple(out.shape[1:])))
-        return hook
-
-    handles = [model.get_submodule(name).register_forward_hook(record(name)) for name in modules]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
 
 
 @pytest.fixture(scope="module")
@@ -141,35 +120,16 @@ def imagenet_models() -> dict[str, nn.Module]:
 
 
 @pytest.fixture(scope="module")
-def cifar_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of four CIFAR-10 classes, standardised, with their labels."""
-    archive = DATA / "cifar10-jpg.tar.gz"
-    if not archive.exists():
-        pytest.skip(f"{archive} is missing")
-    classes = ["airplane", "automobile", "bird", "cat"]
-    images: dict[str, np.ndarray] = {}
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if len(parts) == 4 and parts[1] == "test" and parts[2] in classes and parts[2] not in images:
-                images[parts[2]] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
-                if len(images) == len(classes):
-                    break
-    x = torch.tensor(np.stack([images[c] for c in classes]), dtype=torch.float32).permute(0, 3, 1, 2) / 255
-    return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True), torch.arange(len(classes))
+def cifar_batch(cifar_batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Four of the shared CIFAR-10 test images (one per class), enough for these networks."""
+    images, labels = cifar_batch
+    return images[:4], labels[:4]
 
 
 @pytest.fixture(scope="module")
-def mnist_batch() -> torch.Tensor:
-    """The first two MNIST test digits, 1×28×28 in [0, 1], read from the IDX file."""
-    path = DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
-    if not path.exists():
-        pytest.skip(f"{path} is missing")
-    with gzip.open(path) as idx:
-        header = np.frombuffer(idx.read(16), dtype=">u4")
-        assert header[0] == 2051 and tuple(header[2:]) == (28, 28)
-        pixels = np.frombuffer(idx.read(2 * 28 * 28), dtype=np.uint8)
-    return torch.tensor(pixels.reshape(2, 1, 28, 28), dtype=torch.float32) / 255
+def mnist_batch(mnist_batch: torch.Tensor) -> torch.Tensor:
+    """Two of the shared MNIST test digits."""
+    return mnist_batch[:2]
 
 
 # --- every model: registry, shapes, one training step ------------------------------------------

@@ -170,3 +170,49 @@ def test_two_processes_with_gloo(tmp_path):
     assert finished.stdout.count("epoch   2/2") == 1  # rank 0 alone logs
     assert metrics["train_images"] == len(load_dataset("digits").train_y)
     assert metrics["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("loss", ["mse", "hinge"])
+def test_the_other_losses_learn_digits(tmp_path, loss):
+    result = train(TrainConfig(**FAST, epochs=8, loss=loss, out=str(tmp_path)))
+    assert result.metrics["test_accuracy"] > 0.8 and result.metrics["config"]["loss"] == loss
+
+
+def test_probability_mse_is_the_brier_score():
+    from cnnlib.train import ProbabilityMSE
+
+    # Softmax of (0, 0) is (1/2, 1/2); of (log 3, 0) is (3/4, 1/4).
+    logits, target = torch.tensor([[0.0, 0.0], [float(torch.log(torch.tensor(3.0))), 0.0]]), torch.tensor([0, 1])
+    brier = ((0.5 - 1) ** 2 + 0.5**2 + 0.75**2 + (0.25 - 1) ** 2) / 2
+    assert ProbabilityMSE()(logits, target).item() == pytest.approx(brier)
+    with pytest.raises(UserError, match="Label smoothing has no meaning for the hinge loss"):
+        train(TrainConfig(**FAST, loss="hinge", label_smoothing=0.1))
+    with pytest.raises(UserError, match="Unknown loss 'l1': choose one of cross_entropy, mse, hinge"):
+        train(TrainConfig(**FAST, loss="l1"))
+
+
+def test_lr_range_test_falls_then_stops_when_the_loss_blows_up():
+    from cnnlib.train import lr_range_test
+
+    frame = lr_range_test(TrainConfig(**FAST, optimizer="adam"), start=1e-4, end=10.0, steps=100)
+    ratios = frame["lr"].iloc[1:].to_numpy() / frame["lr"].iloc[:-1].to_numpy()
+    assert frame["lr"].iloc[0] == pytest.approx(1e-4) and ratios == pytest.approx((10 / 1e-4) ** (1 / 99))
+    assert frame["smoothed_loss"].iloc[0] == pytest.approx(2.3, abs=0.15)  # ln 10 for an untrained model
+    assert frame["smoothed_loss"].min() < 0.8 * frame["smoothed_loss"].iloc[0]
+    assert len(frame) < 100  # stopped once the loss exploded at the large learning rates
+    assert 1e-4 < frame.attrs["suggested_lr"] < 10
+
+
+def test_ema_tta_label_smoothing_and_clipping_run_and_are_recorded(tmp_path):
+    result = train(TrainConfig(**FAST, epochs=4, ema=0.9, tta=True, label_smoothing=0.1, grad_clip=1.0,
+                               schedule="cosine", out=str(tmp_path)))
+    config = result.metrics["config"]
+    assert (config["ema"], config["tta"], config["label_smoothing"], config["grad_clip"]) == (0.9, True, 0.1, 1.0)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["ema"] is not None and int(state["ema"]["n_averaged"]) > 0
+    # The model a run returns, and the one its checkpoint restores, are the EMA weights.
+    restored, _ = model_from_checkpoint(tmp_path / "checkpoint.pt")
+    assert_same_weights(restored, result.model)
+    report = evaluate_checkpoint(tmp_path / "checkpoint.pt", device="cpu")
+    assert report["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
+    assert result.metrics["test_accuracy"] > 0.5

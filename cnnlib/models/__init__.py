@@ -85,9 +85,10 @@ def _load_all() -> None:
 
 
 def names() -> list[str]:
-    """Every registered model name, in the course's order."""
+    """Every registered model name, in the course's order (that of ``_MODULES``)."""
     _load_all()
-    return list(_REGISTRY)
+    chapter = {f"{__name__}.{module}": index for index, module in enumerate(_MODULES)}
+    return sorted(_REGISTRY, key=lambda name: chapter[_REGISTRY[name].builder.__module__])
 
 
 def spec(name: str) -> ModelSpec:
@@ -97,7 +98,7 @@ def spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UserError(
-            f"Unknown model {name!r}: choose one of {', '.join(_REGISTRY)} (`cnnlib models` lists them)."
+            f"Unknown model {name!r}: choose one of {', '.join(names())} (`cnnlib models` lists them)."
         ) from None
 
 

@@ -142,3 +142,12 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branch(x)
         return x + self.drop_path(out) if self.has_shortcut else out
+
+
+class PooledHead(nn.Module):
+    """Features, then global average pooling and a classifier: the head DenseNet (Huang et al.
+    2017, Table 1), MobileNetV2 (Sandler et al. 2018, Table 2) and EfficientNet (Tan & Le
+    2019, Table 1) share. Subclasses set ``features``, ``avgpool`` and ``classifier``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

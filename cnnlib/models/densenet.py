@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, he_normal_convs, use_small_input
+from cnnlib.models.blocks import ConvBNAct, PooledHead, he_normal_convs, use_small_input
 from cnnlib.models.init import initialiser
 
 # Table 1: layers in dense blocks 1-4.
@@ -82,7 +82,7 @@ class Transition(nn.Sequential):
         ))
 
 
-class DenseNet(nn.Module):
+class DenseNet(PooledHead):
     """DenseNet-BC (Huang et al. 2017) with ``blocks`` layers per dense block."""
 
     def __init__(self, blocks: Sequence[int], num_classes: int = 1000, in_channels: int = 3,
@@ -105,9 +105,6 @@ class DenseNet(nn.Module):
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def _init_paper(model: nn.Module) -> None:

@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, InvertedResidual, check_probability, he_normal_convs, use_small_input
+from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, he_normal_convs,
+                                  use_small_input)
 from cnnlib.models.init import initialiser
 
 # Table 1, stages 2-8: MBConv expansion, kernel, stride of the first unit, channels, layers.
@@ -53,7 +53,7 @@ SE_RATIO = 0.25
 SMALL_INPUT_STRIDE_ONE_STAGE = 1  # index in MBCONV_STAGES of stage 3, whose stride 2 becomes 1
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(PooledHead):
     """EfficientNet-B0 (Tan & Le 2019, Table 1)."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2,
@@ -81,9 +81,6 @@ class EfficientNet(nn.Module):
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(HEAD_CHANNELS, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def _init_paper(model: nn.Module) -> None:

@@ -62,8 +62,10 @@ def keep_pytorch_defaults(model: nn.Module) -> None:
     """The ``"pytorch"`` scheme: leave every layer as PyTorch initialised it."""
 
 
-def initialiser(init: str, *, paper: Initialiser, model_name: str) -> Initialiser:
-    """The function applying scheme ``init``; ``paper`` is the model's own paper scheme.
+def initialiser(init: str, *, paper: Initialiser, model_name: str,
+                extra: dict[str, Initialiser] | None = None) -> Initialiser:
+    """The function applying scheme ``init``; ``paper`` is the model's own paper scheme and
+    ``extra`` names schemes one model adds (LeNet-5's too-small normal for the studies).
 
     Call it before building the network, so that a wrong name fails at once.
     """
@@ -72,9 +74,10 @@ def initialiser(init: str, *, paper: Initialiser, model_name: str) -> Initialise
         "xavier": xavier_init,
         "kaiming": kaiming_init,
         "pytorch": keep_pytorch_defaults,
+        **(extra or {}),
     }
     if init not in schemes:
         raise UserError(
-            f"Unknown init {init!r} for {model_name}: choose one of {', '.join(map(repr, INIT_SCHEMES))}."
+            f"Unknown init {init!r} for {model_name}: choose one of {', '.join(map(repr, schemes))}."
         )
     return schemes[init]

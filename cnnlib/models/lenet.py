@@ -18,6 +18,7 @@ paper's own choice for classes without a drawing.
 
 from __future__ import annotations
 
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,8 @@ from torch import nn
 
 from cnnlib.errors import UserError
 from cnnlib.models import register
+from cnnlib.models.blocks import check_choice, check_probability
+from cnnlib.models.init import initialiser, normal_init
 
 # Table I: which S2 maps (rows) feed each of the 16 C3 maps (columns).
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -102,52 +105,96 @@ def _side_after_c5(side: int) -> int:
     return ((side - 4) // 2 - 4) // 2 - 4
 
 
+# Activations of the ``modern`` form's ``activation`` option (the activation study).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,  # Nair & Hinton 2010; Krizhevsky et al. 2012, Sec. 3.1
+    "tanh": nn.Tanh,
+    "scaled_tanh": ScaledTanh,  # the paper's own, Appendix A
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,  # Hendrycks & Gimpel 2016
+    "silu": nn.SiLU,  # Ramachandran, Zoph & Le 2017 (Swish); EfficientNet's activation
+    "leaky_relu": nn.LeakyReLU,  # Maas, Hannun & Ng 2013
+}
+# A normal too narrow for a five-layer network: the signal shrinks at every layer.
+SMALL_NORMAL_STD = 1e-2
+
+
 class LeNet5(nn.Module):
-    """LeNet-5 (LeCun et al. 1998, Fig. 2) in its ``paper`` or ``modern`` form."""
+    """LeNet-5 (LeCun et al. 1998, Fig. 2) in its ``paper`` or ``modern`` form.
+
+    The ``modern`` form takes the options of the training studies: ``activation`` (a key of
+    :data:`ACTIVATIONS`), ``dropout`` before F6 and the output layer (Srivastava et al. 2014,
+    placed as in Krizhevsky et al. 2012, Sec. 4.2) and ``batch_norm`` after C1, C3, C5 and F6,
+    before the activation (Ioffe & Szegedy 2015, Sec. 3.2, which also makes the biases
+    redundant). The ``paper`` form is the paper's, with none of them.
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] = (32, 32),
-                 variant: str = "modern"):
+                 variant: str = "modern", activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False):
         super().__init__()
         if variant not in ("paper", "modern"):
             raise UserError(f"Unknown LeNet-5 variant {variant!r}: choose 'paper' or 'modern'.")
+        check_choice("activation", activation, tuple(ACTIVATIONS))
+        check_probability("dropout", dropout)
+        check_choice("batch_norm", batch_norm, (False, True))
         paper = variant == "paper"
-        act = ScaledTanh if paper else nn.ReLU
+        if paper and (activation, dropout, batch_norm) != ("relu", 0.0, False):
+            raise UserError("activation, dropout and batch_norm change the modern form only: "
+                            "leave them out with variant='paper'.")
+        act = ScaledTanh if paper else ACTIVATIONS[activation]
         pool = Subsampling if paper else (lambda channels: nn.MaxPool2d(2))
         c5_area = max(_side_after_c5(input_size[0]), 1) * max(_side_after_c5(input_size[1]), 1)
+
+        def add_unit(block: nn.Sequential, name: str, layer: nn.Module, norm: type[nn.Module]) -> None:
+            block.add_module(name, layer)
+            if batch_norm:
+                block.add_module(f"{name}_bn", norm(layer.out_channels if norm is nn.BatchNorm2d else layer.out_features))
+            block.add_module(f"{name}_act", act())
+
+        bias = not batch_norm
         self.features = nn.Sequential()
-        self.features.add_module("C1", nn.Conv2d(in_channels, 6, 5))
-        self.features.add_module("C1_act", act())
+        add_unit(self.features, "C1", nn.Conv2d(in_channels, 6, 5, bias=bias), nn.BatchNorm2d)
         self.features.add_module("S2", pool(6))
         if paper:
             self.features.add_module("S2_act", act())
-        self.features.add_module("C3", SparseConv2d(C3_TABLE, 6, 5) if paper else nn.Conv2d(6, 16, 5))
-        self.features.add_module("C3_act", act())
+        c3 = SparseConv2d(C3_TABLE, 6, 5) if paper else nn.Conv2d(6, 16, 5, bias=bias)
+        add_unit(self.features, "C3", c3, nn.BatchNorm2d)
         self.features.add_module("S4", pool(16))
         if paper:
             self.features.add_module("S4_act", act())
-        self.features.add_module("C5", nn.Conv2d(16, 120, 5))
-        self.features.add_module("C5_act", act())
+        add_unit(self.features, "C5", nn.Conv2d(16, 120, 5, bias=bias), nn.BatchNorm2d)
         self.classifier = nn.Sequential()
-        self.classifier.add_module("F6", nn.Linear(120 * c5_area, 84))
-        self.classifier.add_module("F6_act", act())
+        if dropout:
+            self.classifier.add_module("F6_dropout", nn.Dropout(dropout))
+        add_unit(self.classifier, "F6", nn.Linear(120 * c5_area, 84, bias=bias), nn.BatchNorm1d)
+        if dropout:
+            self.classifier.add_module("output_dropout", nn.Dropout(dropout))
         self.classifier.add_module("output", EuclideanRBF(84, num_classes) if paper else nn.Linear(84, num_classes))
-        if paper:
-            self._init_paper()
-
-    def _init_paper(self) -> None:
-        # Appendix C: weights uniform in ±2.4/F_i, F_i the fan-in of the unit.
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                fan_in = module.weight[0].numel()
-                nn.init.uniform_(module.weight, -2.4 / fan_in, 2.4 / fan_in)
-                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+def init_paper(model: nn.Module) -> None:
+    """Appendix C: weights uniform in ±2.4/F_i, F_i the fan-in of the unit; biases 0."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            fan_in = module.weight[0].numel()
+            nn.init.uniform_(module.weight, -2.4 / fan_in, 2.4 / fan_in)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 @register("lenet5", paper_input=(1, 32, 32), fixed_size=True,
           summary="LeNet-5 (LeCun et al. 1998); variant='modern' or 'paper'")
-def lenet5(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "modern") -> nn.Module:
-    """LeNet-5 for ``num_classes`` classes; see the module docstring for the variants."""
-    return LeNet5(num_classes, in_channels, input_size, variant)
+def lenet5(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "modern",
+           activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False, init: str | None = None) -> nn.Module:
+    """LeNet-5 for ``num_classes`` classes; see the module docstring for the variants and
+    :class:`LeNet5` for the options. ``init`` defaults to ``"paper"`` for the paper's form
+    and to ``"pytorch"`` for the modern one; ``"small_normal"`` draws every weight from
+    N(0, 0.01²), too narrow a start (the initialisation study)."""
+    initialise = initialiser(init or ("paper" if variant == "paper" else "pytorch"), paper=init_paper,
+                             model_name="LeNet-5", extra={"small_normal": partial(normal_init, std=SMALL_NORMAL_STD)})
+    model = LeNet5(num_classes, in_channels, input_size, variant, activation, dropout, batch_norm)
+    initialise(model)
+    return model

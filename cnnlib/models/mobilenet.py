@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, InvertedResidual, check_probability, he_normal_convs, use_small_input
+from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, he_normal_convs,
+                                  use_small_input)
 from cnnlib.models.init import initialiser
 
 # Table 2: t, c, n, s of the bottleneck rows.
@@ -61,7 +61,7 @@ def make_divisible(channels: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * channels else rounded
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledHead):
     """MobileNetV2 (Sandler et al. 2018, Table 2)."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
@@ -85,9 +85,6 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def _init_paper(model: nn.Module) -> None:

@@ -1,0 +1,255 @@
+"""Hyperparameter sweeps: one run per combination of a grid, in parallel, resumable.
+
+A sweep's target is a chapter notebook (executed with papermill, its ``parameters`` cell
+overridden per run) or ``train`` (each run is :func:`cnnlib.train.train` with a
+:class:`~cnnlib.train.TrainConfig`; ``option.NAME`` sets the model option ``NAME``).
+Every run gets its own folder ``<out>/runs/<name>``, named from the values that vary, and
+leaves there its ``metrics.json`` (and, for a notebook, the executed notebook) and a
+``status.json``: ``ok``, or ``failed`` with the error. :func:`sweep` gathers them into
+``<out>/results.csv``, one row per run. Rerunning the same sweep skips the runs whose
+status is ``ok`` and reruns the others (a training run killed half-way continues from
+its last checkpoint). Parameter names are checked before anything runs.
+:func:`sweep_settings` runs named settings instead of a grid (parameters that go together,
+such as an optimiser and its learning rate), each over the same seeds; the hyperparameter
+studies of the book (``results/studies``) are made with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import json
+import os
+import re
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from cnnlib.errors import UserError
+
+TRAIN = "train"
+MODEL_OPTION = "option."
+# TrainConfig fields a sweep sets itself, or that would break the one-folder-per-run contract.
+_RESERVED = ("out", "resume", "stop_after", "progress", "model_options")
+RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "train_seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a sweep: its folder name and the parameters it is given."""
+
+    name: str
+    parameters: dict[str, Any]
+
+
+def valid_parameters(target: str) -> list[str]:
+    """The names a sweep of ``target`` accepts: a notebook's ``parameters`` cell, or the
+    :class:`~cnnlib.train.TrainConfig` fields (plus ``option.NAME`` for model options)."""
+    if target == TRAIN:
+        from cnnlib.train import TrainConfig
+
+        return [field.name for field in dataclasses.fields(TrainConfig) if field.name not in _RESERVED]
+    import papermill
+
+    path = Path(target)
+    if path.suffix != ".ipynb" or not path.is_file():
+        raise UserError(f"The sweep target {target!r} is neither 'train' nor a notebook file: give a .ipynb path or 'train'.")
+    names = list(papermill.inspect_notebook(str(path)))
+    if not names:
+        raise UserError(f"{target} has no cell tagged 'parameters': tag the cell that holds its knobs.")
+    return names
+
+
+def plan(target: str, grid: dict[str, list[Any]], fixed: dict[str, Any], repeats: int = 1) -> list[Run]:
+    """Every run of the sweep, in grid order, with seeds ``0..repeats-1``; rejects unknown
+    parameter names, a parameter given twice, and ``repeats`` beside a ``seed`` grid."""
+    names = valid_parameters(target)
+    given = [*grid, *fixed]
+    unknown = [key for key in given if key not in names and not (target == TRAIN and key.startswith(MODEL_OPTION))]
+    if unknown:
+        raise UserError(f"Unknown parameter {unknown[0]!r} for {target}: the valid parameters are {', '.join(names)}.")
+    twice = sorted(set(grid) & set(fixed))
+    if twice:
+        raise UserError(f"Parameter {twice[0]!r} is given both as --grid and --param: give it once.")
+    if repeats < 1:
+        raise UserError(f"--repeats must be at least 1, not {repeats}.")
+    grid = dict(grid)
+    if repeats > 1:
+        if "seed" in given:
+            raise UserError("--repeats sets the seeds 0..N-1 itself: leave seed out of --grid and --param.")
+        if "seed" not in names:
+            raise UserError(f"--repeats needs a 'seed' parameter, and {target} has none.")
+        grid["seed"] = list(range(repeats))
+    for key, values in grid.items():
+        if not values:
+            raise UserError(f"--grid {key} has no values: write {key}=VALUE1,VALUE2.")
+    runs = []
+    for values in itertools.product(*grid.values()):
+        swept = dict(zip(grid, values))
+        runs.append(Run(run_name(swept), {**fixed, **swept}))
+    if target == TRAIN:
+        _check_model_options(runs)
+    return runs
+
+
+def run_name(parameters: dict[str, Any]) -> str:
+    """A folder name from the swept parameters: ``lr=0.1_optimizer=sgd`` (``run`` if none)."""
+    text = "_".join(f"{key.removeprefix(MODEL_OPTION)}={value}" for key, value in parameters.items())
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", text) or "run"
+
+
+def _check_model_options(runs: list[Run]) -> None:
+    from cnnlib import models
+
+    for run in runs:
+        options = [key.removeprefix(MODEL_OPTION) for key in run.parameters if key.startswith(MODEL_OPTION)]
+        if not options:
+            continue
+        model = run.parameters.get("model", "lenet5")
+        signature = inspect.signature(models.spec(model).builder).parameters
+        if any(parameter.kind is parameter.VAR_KEYWORD for parameter in signature.values()):
+            continue
+        accepted = [key for key in signature if key not in ("num_classes", "in_channels", "input_size")]
+        unknown = [key for key in options if key not in accepted]
+        if unknown:
+            raise UserError(f"Model {model!r} has no option {unknown[0]!r}: its options are "
+                            f"{', '.join(accepted) or 'none'}.")
+
+
+def sweep(target: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None = None, *, out: str | os.PathLike,
+          repeats: int = 1, jobs: int = 1) -> pd.DataFrame:
+    """Run every combination of ``grid`` (plus the ``fixed`` parameters) on ``target`` in
+    ``jobs`` processes, skip the runs already finished, and write ``<out>/results.csv``."""
+    runs = plan(target, grid, fixed or {}, repeats)
+    out = Path(out)
+    _execute_all(target, [(run, out / "runs" / run.name) for run in runs], jobs, out / "results.csv")
+    return collect(runs, out)
+
+
+def _execute_all(target: str, runs: list[tuple[Run, Path]], jobs: int, results: Path) -> None:
+    """Run each (run, folder) whose status is not ``ok``, ``jobs`` at a time."""
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {jobs}.")
+    pending = [(run, folder) for run, folder in runs if _status(folder).get("status") != "ok"]
+    print(f"{len(runs)} runs, {len(runs) - len(pending)} already finished, {len(pending)} to run, "
+          f"{jobs} at a time; results in {results}", flush=True)
+    target = target if target == TRAIN else str(Path(target).resolve())
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if jobs == 1:
+        for run, folder in pending:
+            execute_run(target, run, str(folder), threads)
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(execute_run, target, run, str(folder), threads) for run, folder in pending]
+            for future in futures:
+                future.result()
+
+
+def execute_run(target: str, run: Run, folder: str, threads: int = 1) -> str:
+    """Run one combination into ``folder`` and write its ``status.json``; an error is
+    recorded there, not raised, so that the other runs go on. Returns the status."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "status.json").unlink(missing_ok=True)
+    try:
+        if target == TRAIN:
+            _train_run(run, path)
+        else:
+            _notebook_run(target, run, path)
+        status = {"status": "ok", "error": ""}
+    except Exception as error:  # noqa: BLE001 -- a failed run is a result of the sweep, recorded with its error
+        message = str(error).strip().splitlines()
+        status = {"status": "failed", "error": f"{type(error).__name__}: {message[-1] if message else ''}",
+                  "traceback": traceback.format_exc()}
+    finally:
+        torch.set_num_threads(previous_threads)
+    (path / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+    print(f"{status['status']:>6}  {run.name}  {status['error']}", flush=True)
+    return status["status"]
+
+
+def _train_run(run: Run, path: Path) -> None:
+    from cnnlib.train import TrainConfig, train
+
+    options = {key.removeprefix(MODEL_OPTION): value for key, value in run.parameters.items()
+               if key.startswith(MODEL_OPTION)}
+    knobs = {key: value for key, value in run.parameters.items() if not key.startswith(MODEL_OPTION)}
+    # A run killed half-way left its checkpoint: continue from it.
+    train(TrainConfig(**knobs, model_options=options, out=str(path), resume=True, progress=False))
+
+
+def _notebook_run(notebook: str, run: Run, path: Path) -> None:
+    import papermill
+
+    parameters = dict(run.parameters)
+    if "out" in papermill.inspect_notebook(notebook):
+        parameters["out"] = str(path.resolve())
+    papermill.execute_notebook(notebook, str(path / Path(notebook).name), parameters=parameters,
+                               cwd=str(Path(notebook).parent.parent), kernel_name="python3", progress_bar=False)
+
+
+def _status(folder: Path) -> dict[str, Any]:
+    path = folder / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def collect(runs: Sequence[Run], out: str | os.PathLike) -> pd.DataFrame:
+    """One row per run: its parameters, status, error, seed and results (``metrics.json``),
+    written to ``<out>/results.csv``."""
+    out = Path(out)
+    rows = []
+    for run in runs:
+        folder = out / "runs" / run.name
+        status = _status(folder)
+        metrics_path = folder / "metrics.json"
+        ok = status.get("status") == "ok" and metrics_path.exists()
+        metrics = json.loads(metrics_path.read_text()) if ok else {}
+        row = {"run": run.name, "status": status.get("status", "not run"), "error": status.get("error", "")}
+        row |= {key.removeprefix(MODEL_OPTION) if key.startswith(MODEL_OPTION) else key: value
+                for key, value in run.parameters.items()}
+        row["seed"] = metrics.get("seed", run.parameters.get("seed"))
+        row |= {key: metrics.get(key) for key in RESULT_COLUMNS} | {"epochs_run": metrics.get("epochs")}
+        row |= {"device_name": metrics.get("device_name"), "dataset_source": metrics.get("dataset_source")}
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "results.csv", index=False)
+    return frame
+
+
+def summarise(results: pd.DataFrame, by: str | Sequence[str], metric: str = "test_accuracy") -> pd.DataFrame:
+    """Mean, standard deviation, minimum, maximum and number of the finished runs of
+    ``metric`` per value of ``by`` (the spread over seeds), in the order the values first appear."""
+    keys = [by] if isinstance(by, str) else list(by)
+    finished = results[results["status"] == "ok"]
+    return (finished.groupby(keys, sort=False)[metric].agg(["mean", "std", "min", "max", "count"])
+            .rename(columns={"count": "runs"}).reset_index())
+
+
+
+def sweep_settings(target: str, settings: dict[str, dict[str, Any]], fixed: dict[str, Any] | None = None, *,
+                   out: str | os.PathLike, repeats: int = 1, jobs: int = 1) -> pd.DataFrame:
+    """One sweep over ``repeats`` seeds per named setting (a dict of parameters that go
+    together, such as an optimiser and its learning rate), each in ``<out>/<name>``; the
+    rows of all of them, with the name in a ``setting`` column, go to ``<out>/results.csv``."""
+    if not settings:
+        raise UserError("A study needs at least one setting: give a name and its parameters.")
+    out = Path(out)
+    planned = {name: (plan(target, {}, {**(fixed or {}), **parameters}, repeats), out / run_name({"setting": name}))
+               for name, parameters in settings.items()}
+    _execute_all(target, [(run, folder / "runs" / run.name) for runs, folder in planned.values() for run in runs],
+                 jobs, out / "results.csv")
+    frames = [collect(runs, folder).assign(setting=name) for name, (runs, folder) in planned.items()]
+    results = pd.concat(frames, ignore_index=True)
+    results = results[["setting", *results.columns.drop("setting")]]
+    results.to_csv(out / "results.csv", index=False)
+    return results

@@ -1,0 +1,137 @@
+"""The sweep runner: a grid gives one row per run, a stopped sweep resumes without redoing
+finished runs, a failing run does not stop the others, and bad grids are rejected before
+anything runs, naming the valid parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from cnnlib.cli import main
+from cnnlib.errors import UserError
+from cnnlib.sweep import plan, sweep, sweep_settings
+from cnnlib.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+LENET = ROOT / "notebooks" / "01_lenet5.ipynb"
+# Two epochs of LeNet-5 on scikit-learn's digits: about a second per run.
+QUICK = ["--param", "dataset=digits", "--param", "subset=300", "--param", "epochs=2", "--param", "device=cpu"]
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_two_by_two_grid_in_two_processes_gives_four_rows(capsys, tmp_path):
+    status, out, _ = cli(capsys, "sweep", "train", "--grid", "lr=0.05,0.01", "--grid", "optimizer=sgd,adam", *QUICK,
+                         "--jobs", "2", "--out", str(tmp_path))
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert status == 0 and "4 of 4 runs finished" in out
+    assert len(results) == 4 and (results["status"] == "ok").all()
+    assert sorted(zip(results["lr"], results["optimizer"])) == [(0.01, "adam"), (0.01, "sgd"), (0.05, "adam"),
+                                                                 (0.05, "sgd")]
+    for row in results.itertuples():
+        metrics = json.loads((tmp_path / "runs" / row.run / "metrics.json").read_text())
+        assert metrics["config"]["lr"] == row.lr and metrics["config"]["optimizer"] == row.optimizer
+        assert row.test_accuracy == metrics["test_accuracy"] and row.epochs_run == 2 and row.seed == 0
+        assert row.final_train_loss > 0 and row.train_seconds > 0
+
+
+def test_a_stopped_sweep_resumes_without_redoing_finished_runs(tmp_path):
+    grid, fixed = {"lr": [0.05, 0.02]}, {"dataset": "digits", "subset": 300, "epochs": 2, "device": "cpu"}
+    first, second = (tmp_path / "runs" / name for name in ("lr=0.05", "lr=0.02"))
+    sweep("train", {"lr": [0.05]}, fixed, out=tmp_path)  # the first run finished ...
+    # ... and the second was stopped after its first epoch, leaving a checkpoint and no status.
+    train(TrainConfig(**fixed, lr=0.02, out=str(second), stop_after=1, progress=False))
+    (second / "metrics.json").unlink()
+    finished = (first / "metrics.json").stat().st_mtime_ns
+
+    results = sweep("train", grid, fixed, out=tmp_path)
+
+    assert (first / "metrics.json").stat().st_mtime_ns == finished
+    assert list(results["status"]) == ["ok", "ok"] and list(results["lr"]) == [0.05, 0.02]
+    history = pd.read_csv(second / "history.csv")
+    assert list(history["epoch"]) == [1, 2]  # continued from the checkpoint, not restarted
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path):
+    status, out, err = cli(capsys, "sweep", "train", "--grid", "option.variant=tiny,modern", *QUICK,
+                           "--out", str(tmp_path))
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert status == 2 and "1 of 2 runs finished" in out and "1 run(s) failed" in err
+    assert list(results["status"]) == ["failed", "ok"] and list(results["variant"]) == ["tiny", "modern"]
+    assert "Unknown LeNet-5 variant 'tiny'" in results["error"][0] and 0 < results["test_accuracy"][1] <= 1
+    # Rerunning reruns only the failed run.
+    status, out, _ = cli(capsys, "sweep", "train", "--grid", "option.variant=tiny,modern", *QUICK,
+                         "--out", str(tmp_path))
+    assert "2 runs, 1 already finished, 1 to run" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--grid", "lr"], "--grid 'lr' is not KEY=VALUE1,VALUE2"),
+        (["--grid", "lr="], "--grid 'lr=' is not KEY=VALUE1,VALUE2"),
+        (["--grid", "lr=0.1,,0.01"], "--grid 'lr=0.1,,0.01' is not KEY=VALUE1,VALUE2"),
+        (["--param", "epochs"], "--param 'epochs' is not KEY=VALUE"),
+        (["--grid", "lr=0.1", "--grid", "lr=0.2"], "--grid lr is given twice"),
+        (["--grid", "lr=0.1,0.2", "--param", "lr=0.3"], "'lr' is given both as --grid and --param"),
+        (["--grid", "learning_rate=0.1,0.2"], "Unknown parameter 'learning_rate' for train: the valid parameters are "
+                                              "model, dataset, data_root"),
+        (["--grid", "seed=1,2", "--repeats", "3"], "--repeats sets the seeds 0..N-1 itself"),
+        (["--grid", "option.width=2,3"], "Model 'lenet5' has no option 'width': its options are"),
+    ],
+)
+def test_bad_grids_are_rejected_before_anything_runs(capsys, tmp_path, argv, message):
+    status, _, err = cli(capsys, "sweep", "train", *argv, "--out", str(tmp_path / "sweep"))
+    assert status == 2 and message in err and not (tmp_path / "sweep").exists()
+
+
+def test_notebook_parameters_are_checked_against_its_parameters_cell(capsys, tmp_path):
+    status, _, err = cli(capsys, "sweep", str(LENET), "--grid", "learning_rate=0.1,0.2", "--out", str(tmp_path / "s"))
+    assert status == 2 and "Unknown parameter 'learning_rate'" in err and "variant, dataset, data_root" in err
+    with pytest.raises(UserError, match="neither 'train' nor a notebook"):
+        plan("no/such.ipynb", {"lr": [0.1]}, {})
+
+
+def test_repeats_give_seeds_and_folder_names_from_the_grid():
+    runs = plan("train", {"lr": [0.1, 0.01], "batch_size": [64]}, {"epochs": 1}, repeats=3)
+    assert [run.name for run in runs[:2]] == ["lr=0.1_batch_size=64_seed=0", "lr=0.1_batch_size=64_seed=1"]
+    assert [run.parameters["seed"] for run in runs] == [0, 1, 2] * 2
+    assert all(run.parameters["batch_size"] == 64 and run.parameters["epochs"] == 1 for run in runs)
+
+
+def test_named_settings_keep_their_parameters_together_and_resume(capsys, tmp_path):
+    settings = {"sgd lr=0.05": {"optimizer": "sgd", "lr": 0.05}, "adam lr=0.001": {"optimizer": "adam", "lr": 0.001}}
+    fixed = {"dataset": "digits", "subset": 300, "epochs": 1, "device": "cpu"}
+    results = sweep_settings("train", settings, fixed, out=tmp_path, repeats=2, jobs=2)
+    assert list(results.columns[:2]) == ["setting", "run"] and (results["status"] == "ok").all()
+    assert list(zip(results["setting"], results["optimizer"], results["lr"], results["seed"])) == [
+        ("sgd lr=0.05", "sgd", 0.05, 0), ("sgd lr=0.05", "sgd", 0.05, 1),
+        ("adam lr=0.001", "adam", 0.001, 0), ("adam lr=0.001", "adam", 0.001, 1)]
+    for row in results.itertuples():
+        folder = tmp_path / f"setting={row.setting.replace(' ', '-')}" / "runs" / row.run
+        config = json.loads((folder / "metrics.json").read_text())["config"]
+        assert (config["optimizer"], config["lr"], config["seed"]) == (row.optimizer, row.lr, row.seed)
+    assert pd.read_csv(tmp_path / "results.csv")["test_accuracy"].tolist() == results["test_accuracy"].tolist()
+    capsys.readouterr()
+    sweep_settings("train", settings, fixed, out=tmp_path, repeats=2)
+    assert "4 runs, 4 already finished, 0 to run" in capsys.readouterr().out
+    with pytest.raises(UserError, match="at least one setting"):
+        sweep_settings("train", {}, fixed, out=tmp_path)
+
+
+@pytest.mark.slow
+def test_notebook_sweep_keeps_each_executed_notebook(tmp_path, data_root):
+    smoke = nbformat.read(LENET, as_version=4).metadata["cnnlib"]["smoke_parameters"]
+    results = sweep(str(LENET), {"optimizer": ["sgd"]}, {**smoke, "data_root": str(data_root)}, out=tmp_path)
+    folder = tmp_path / "runs" / "optimizer=sgd"
+    assert list(results["status"]) == ["ok"], results["error"][0]
+    assert (folder / LENET.name).exists() and (folder / "metrics.json").exists()
+    assert 0.1 < results["test_accuracy"][0] <= 1 and results["epochs_run"][0] == smoke["epochs"]
