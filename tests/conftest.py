@@ -18,6 +18,22 @@ def _data() -> Path:
     return Path(os.environ.get("CNNLIB_DATA", REPOSITORY.parent / "shared" / "data"))
 
 
+@pytest.fixture()
+def run_cli(capsys: pytest.CaptureFixture):
+    """Run ``cnnlib ARGV...`` in this process; returns (exit status, stdout, stderr)."""
+    from cnnlib.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            status = main(list(argv))
+        except SystemExit as exit:  # argparse's own errors
+            status = exit.code
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The read-only data sets: ``$CNNLIB_DATA`` (CI sets it), else ``<repository>/../shared/data``."""

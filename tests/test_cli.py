@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cnnlib.cli import main
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit:  # argparse's own errors
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def test_models_lists_one_name_per_line(capsys):
-    status, out, _ = run(capsys, "models")
+def test_models_lists_one_name_per_line(run_cli):
+    status, out, _ = run_cli("models")
     assert status == 0 and "lenet5" in out.splitlines()
 
 
@@ -32,8 +22,8 @@ def test_console_script_and_module_agree():
         assert finished.returncode == 0 and "lenet5" in finished.stdout.split()
 
 
-def test_summary_json_has_totals_and_layers(capsys):
-    status, out, _ = run(capsys, "summary", "--model", "lenet5", "--format", "json", "--model-option", "variant=paper")
+def test_summary_json_has_totals_and_layers(run_cli):
+    status, out, _ = run_cli("summary", "--model", "lenet5", "--format", "json", "--model-option", "variant=paper")
     summary = json.loads(out)
     assert status == 0 and summary["total_params"] == 60_000 and summary["input_shape"] == [1, 32, 32]
     c1 = next(layer for layer in summary["layers"] if layer["name"].endswith("C1"))
@@ -42,10 +32,10 @@ def test_summary_json_has_totals_and_layers(capsys):
         assert all(key in layer for layer in summary["layers"])
 
 
-def test_summary_table_and_csv(capsys):
-    status, out, _ = run(capsys, "summary", "--model", "lenet5")
+def test_summary_table_and_csv(run_cli):
+    status, out, _ = run_cli("summary", "--model", "lenet5")
     assert status == 0 and "(32 − 5 + 2·0)/1 + 1 = 28" in out and "61,706 parameters" in out
-    status, out, _ = run(capsys, "summary", "--model", "lenet5", "--format", "csv")
+    status, out, _ = run_cli("summary", "--model", "lenet5", "--format", "csv")
     assert status == 0 and out.splitlines()[0].startswith("name,type,")
 
 
@@ -60,15 +50,15 @@ def test_summary_table_and_csv(capsys):
         (["evaluate", "--checkpoint", "no/such/checkpoint.pt"], "does not exist: train a model first"),
     ],
 )
-def test_user_mistakes_are_one_sentence(capsys, argv, message):
-    status, out, err = run(capsys, *argv)
+def test_user_mistakes_are_one_sentence(run_cli, argv, message):
+    status, out, err = run_cli(*argv)
     assert status == 2
     assert message in err and "Traceback" not in err
     assert err.startswith("cnnlib: error: ") and err.count("\n") == 1
 
 
-def test_missing_data_folder(capsys, tmp_path):
-    status, _, err = run(capsys, "train", "--dataset", "mnist", "--data-root", str(tmp_path), "--device", "cpu")
+def test_missing_data_folder(run_cli, tmp_path):
+    status, _, err = run_cli("train", "--dataset", "mnist", "--data-root", str(tmp_path), "--device", "cpu")
     assert status == 2 and "MNIST not found" in err and str(tmp_path) in err and "--download" in err
 
 
@@ -81,20 +71,20 @@ def test_missing_data_folder(capsys, tmp_path):
         (["train", "--model-option", "variant"], "expected KEY=VALUE"),
     ],
 )
-def test_bad_option_values_exit_2(capsys, argv, message):
-    status, _, err = run(capsys, *argv)
+def test_bad_option_values_exit_2(run_cli, argv, message):
+    status, _, err = run_cli(*argv)
     assert status == 2 and message in err
 
 
-def test_train_then_evaluate(capsys, tmp_path):
-    status, out, _ = run(capsys, "train", "--model", "lenet5", "--dataset", "digits", "--epochs", "3",
+def test_train_then_evaluate(run_cli, tmp_path):
+    status, out, _ = run_cli("train", "--model", "lenet5", "--dataset", "digits", "--epochs", "3",
                          "--batch_size", "32", "--optimizer", "adam", "--lr", "0.002", "--device", "cpu",
                          "--no-progress", "--out", str(tmp_path))
     assert status == 0 and "test accuracy" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["batch_size"] == 32 and metrics["config"]["optimizer"] == "adam"
     assert metrics["test_accuracy"] > 0.5
-    status, out, _ = run(capsys, "evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--device", "cpu")
+    status, out, _ = run_cli("evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--device", "cpu")
     report = json.loads((tmp_path / "evaluation.json").read_text())
     assert status == 0 and report["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
@@ -115,7 +105,7 @@ SAME_AS_TORCHVISION = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "options", "card"), SAME_AS_TORCHVISION, ids=[row[0] for row in SAME_AS_TORCHVISION])
-def test_summary_json_agrees_with_torchvision_model_card(capsys, name, options, card):
+def test_summary_json_agrees_with_torchvision_model_card(run_cli, name, options, card):
     import torchvision
 
     meta = getattr(torchvision.models, card).IMAGENET1K_V1.meta
@@ -123,7 +113,7 @@ def test_summary_json_agrees_with_torchvision_model_card(capsys, name, options, 
     argv = ["summary", "--model", name, "--input-size", "3", str(side), str(side), "--format", "json"]
     for option in options:
         argv += ["--model-option", option]
-    status, out, err = run(capsys, *argv)
+    status, out, err = run_cli(*argv)
     assert status == 0, err
     summary = json.loads(out)
     assert summary["num_classes"] == 1000
@@ -131,8 +121,8 @@ def test_summary_json_agrees_with_torchvision_model_card(capsys, name, options, 
     assert round(summary["total_macs"] / 1e9, 3) == pytest.approx(meta["_ops"], abs=1e-9)
 
 
-def test_every_model_is_listed(capsys):
-    _, out, _ = run(capsys, "models")
+def test_every_model_is_listed(run_cli):
+    _, out, _ = run_cli("models")
     expected = {"lenet5", "alexnet", "nin", "googlenet", "densenet121", "mobilenet_v2", "efficientnet_b0",
                 *(f"vgg{depth}{suffix}" for depth in (11, 13, 16, 19) for suffix in ("", "_bn")),
                 *(f"resnet{depth}" for depth in (10, 14, 16, 18, 26, 34, 50, 101, 152))}

@@ -15,21 +15,11 @@ import torch
 from PIL import Image
 
 from cnnlib import models
-from cnnlib.cli import main
 from cnnlib.data import load_dataset, read_image
 from cnnlib.errors import UserError
 from cnnlib.predict import Classifier, load_classifier, predict_files
 
 HELD_OUT = 200
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit:  # argparse's own errors
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +54,15 @@ def held_out(mnist, tmp_path_factory) -> Path:
     return folder
 
 
-def test_predict_agrees_with_evaluate_on_the_same_images(capsys, monkeypatch, tmp_path, checkpoint, held_out):
+def test_predict_agrees_with_evaluate_on_the_same_images(run_cli, monkeypatch, tmp_path, checkpoint, held_out):
     monkeypatch.setenv("CNNLIB_CACHE", str(tmp_path / "cache"))
-    status, _, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--dataset", str(held_out),
+    status, _, err = run_cli("evaluate", "--checkpoint", str(checkpoint), "--dataset", str(held_out),
                          "--device", "cpu", "--out", str(tmp_path / "evaluation.json"))
     assert status == 0, err
     evaluation = json.loads((tmp_path / "evaluation.json").read_text())
     assert evaluation["test_images"] == HELD_OUT
 
-    status, out, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(held_out / "test"),
+    status, out, err = run_cli("predict", "--checkpoint", str(checkpoint), str(held_out / "test"),
                            "--format", "csv", "--top-k", "3")
     assert status == 0, err
     rows = pd.read_csv(io.StringIO(out), dtype={"class_1": str, "class_2": str, "class_3": str})
@@ -87,27 +77,27 @@ def test_predict_agrees_with_evaluate_on_the_same_images(capsys, monkeypatch, tm
     assert (probabilities.sum(axis=1) <= 1.0001).all()
 
 
-def test_table_and_json_formats(capsys, checkpoint, held_out):
+def test_table_and_json_formats(run_cli, checkpoint, held_out):
     image = sorted((held_out / "test" / "7").iterdir())[0]
-    status, out, _ = run(capsys, "predict", "--checkpoint", str(checkpoint), str(image), "--format", "json",
+    status, out, _ = run_cli("predict", "--checkpoint", str(checkpoint), str(image), "--format", "json",
                          "--top-k", "10")
     [row] = json.loads(out)
     assert status == 0 and row["image"] == str(image)
     assert sorted(row[f"class_{rank}"] for rank in range(1, 11)) == [str(digit) for digit in range(10)]
     assert sum(row[f"probability_{rank}"] for rank in range(1, 11)) == pytest.approx(1, abs=1e-3)
-    status, out, _ = run(capsys, "predict", "--checkpoint", str(checkpoint), str(image))
+    status, out, _ = run_cli("predict", "--checkpoint", str(checkpoint), str(image))
     assert status == 0 and out.splitlines()[0].split() == ["image", "class_1", "probability_1", "inverted"]
     assert str(image) in out.splitlines()[1]
 
 
-def test_unreadable_image_is_reported_and_the_others_go_on(capsys, tmp_path, checkpoint, held_out):
+def test_unreadable_image_is_reported_and_the_others_go_on(run_cli, tmp_path, checkpoint, held_out):
     images = tmp_path / "mixed"
     images.mkdir()
     for name, source in (("a.png", sorted((held_out / "test" / "1").iterdir())[0]),
                          ("c.png", sorted((held_out / "test" / "2").iterdir())[0])):
         (images / name).write_bytes(source.read_bytes())
     (images / "b.png").write_bytes(b"this is not a PNG")
-    status, out, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(images), "--format", "csv")
+    status, out, err = run_cli("predict", "--checkpoint", str(checkpoint), str(images), "--format", "csv")
     rows = pd.read_csv(io.StringIO(out))
     assert status == 2
     assert [Path(name).name for name in rows["image"]] == ["a.png", "c.png"]
@@ -116,14 +106,14 @@ def test_unreadable_image_is_reported_and_the_others_go_on(capsys, tmp_path, che
                                     "the others were classified.")
 
 
-def test_foreign_and_missing_checkpoints_and_paths(capsys, tmp_path, checkpoint, held_out):
+def test_foreign_and_missing_checkpoints_and_paths(run_cli, tmp_path, checkpoint, held_out):
     foreign = tmp_path / "weights.pt"
     torch.save(models.create("lenet5").state_dict(), foreign)
     image = str(sorted((held_out / "test" / "0").iterdir())[0])
-    status, _, err = run(capsys, "predict", "--checkpoint", str(foreign), image)
+    status, _, err = run_cli("predict", "--checkpoint", str(foreign), image)
     assert status == 2 and err == (f"cnnlib: error: {foreign} is not a cnnlib checkpoint: give a checkpoint.pt "
                                    "written by `cnnlib train`.\n")
-    status, _, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(tmp_path / "nowhere.png"))
+    status, _, err = run_cli("predict", "--checkpoint", str(checkpoint), str(tmp_path / "nowhere.png"))
     assert status == 2 and err == (f"cnnlib: error: {tmp_path / 'nowhere.png'} does not exist: give image files "
                                    "or folders of images.\n")
 
