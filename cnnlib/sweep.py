@@ -17,7 +17,6 @@ studies of the book (``results/studies``) are made with it.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import json
 import os
@@ -107,18 +106,10 @@ def _check_model_options(runs: list[Run]) -> None:
     from cnnlib import models
 
     for run in runs:
-        options = [key.removeprefix(MODEL_OPTION) for key in run.parameters if key.startswith(MODEL_OPTION)]
-        if not options:
-            continue
-        model = run.parameters.get("model", "lenet5")
-        signature = inspect.signature(models.spec(model).builder).parameters
-        if any(parameter.kind is parameter.VAR_KEYWORD for parameter in signature.values()):
-            continue
-        accepted = [key for key in signature if key not in ("num_classes", "in_channels", "input_size")]
-        unknown = [key for key in options if key not in accepted]
-        if unknown:
-            raise UserError(f"Model {model!r} has no option {unknown[0]!r}: its options are "
-                            f"{', '.join(accepted) or 'none'}.")
+        options = {key.removeprefix(MODEL_OPTION): value for key, value in run.parameters.items()
+                   if key.startswith(MODEL_OPTION)}
+        if options:
+            models.check_options(run.parameters.get("model", "lenet5"), options)
 
 
 def sweep(target: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None = None, *, out: str | os.PathLike,

@@ -102,6 +102,18 @@ def spec(name: str) -> ModelSpec:
         ) from None
 
 
+def check_options(name: str, options: dict) -> None:
+    """Reject an option that model ``name``'s builder does not take, listing the ones it does.
+    A builder that forwards ``**options`` is checked when it is called (see :func:`create`)."""
+    parameters = inspect.signature(spec(name).builder).parameters
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    accepted = [key for key in parameters if key not in ("num_classes", "in_channels", "input_size")]
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        raise UserError(f"Model {name!r} has no option {unknown[0]!r}: its options are {', '.join(accepted) or 'none'}.")
+
+
 def create(
     name: str,
     num_classes: int = 10,
@@ -122,12 +134,7 @@ def create(
     if input_size is None:
         input_size = entry.paper_input[1:]
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    parameters = inspect.signature(entry.builder).parameters
-    accepted = [key for key in parameters if key not in ("num_classes", "in_channels", "input_size", "options")]
-    forwards = any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values())
-    unknown = [key for key in options if key not in accepted]
-    if unknown and not forwards:
-        raise UserError(f"Model {name!r} has no option {unknown[0]!r}: its options are {', '.join(accepted) or 'none'}.")
+    check_options(name, options)
     try:
         model = entry.builder(num_classes=num_classes, in_channels=channels, input_size=size, **options)
     except TypeError as error:  # a builder that forwards its options met one it does not know
