@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
-from torch import nn
 
 from cnnlib import plots
 from cnnlib.data import DataSplit, load_dataset, read_image
@@ -79,11 +78,6 @@ def checkpoint_dataset(classifier: Classifier, data_root: str | None = None) -> 
     """The data set the checkpoint was trained on, at its stored size (fitted when classified)."""
     config = classifier.config
     return load_dataset(config["dataset"], data_root or config["data_root"])
-
-
-def first_conv_name(model: nn.Module) -> str:
-    """The qualified name of the model's first convolution."""
-    return next(name for name, module in model.named_modules() if isinstance(module, nn.Conv2d))
 
 
 def drawing_to_image(strokes: list[list[tuple[float, float]]], side: int = CANVAS_SIDE,
@@ -152,7 +146,7 @@ def plot_prediction_feature_maps(classifier: Classifier, prediction: Prediction,
     """The feature maps of ``layer`` (default: the first convolution) for a prediction's input."""
     label = torch.tensor([classifier.classes.index(prediction.label)])
     split = classifier.as_split(prediction.image.unsqueeze(0), label)
-    return plots.plot_feature_maps(classifier.model, split, layer or first_conv_name(classifier.model), 0, limit)
+    return plots.plot_feature_maps(classifier.model, split, layer or plots.first_conv_name(classifier.model), 0, limit)
 
 
 def figure_png(figure: Figure) -> bytes:

@@ -81,9 +81,14 @@ def plot_misclassified(data: DataSplit, predictions: torch.Tensor, count: int = 
     return figure
 
 
+def first_conv_name(model: nn.Module) -> str:
+    """The qualified name of the model's first convolution layer."""
+    return next(name for name, module in model.named_modules() if isinstance(module, nn.Conv2d))
+
+
 def first_conv(model: nn.Module) -> nn.Conv2d:
     """The model's first convolution layer."""
-    return next(module for module in model.modules() if isinstance(module, nn.Conv2d))
+    return model.get_submodule(first_conv_name(model))
 
 
 def plot_filters(model: nn.Module, limit: int = 64) -> Figure:
