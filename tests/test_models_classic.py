@@ -139,7 +139,7 @@ def _expected_std(scheme: str, name: str, weight: torch.Tensor) -> float:
         # AlexNet §5 and VGG §3.1: 0.01; NiN: its released models' 0.05; GoogLeNet: Glorot.
         "paper": {"googlenet": (2 / (fan_in + fan_out)) ** 0.5, "nin": 0.05}.get(name, 0.01),
         "xavier": (2 / (fan_in + fan_out)) ** 0.5,
-        "kaiming": (2 / fan_out) ** 0.5,
+        "kaiming": (2 / (fan_out if weight.dim() == 4 else fan_in)) ** 0.5,  # fan-in in linear layers
         "pytorch": (1 / (3 * fan_in)) ** 0.5,  # kaiming_uniform(a=√5): U(±1/√fan_in)
     }[scheme]
 

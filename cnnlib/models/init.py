@@ -11,7 +11,8 @@ uses.
   biases, the hand-set initialisation of Krizhevsky et al. 2012 §5 and its successors.
 * :func:`xavier_init`: Glorot & Bengio 2010, uniform in ±√(6 / (fan_in + fan_out)).
 * :func:`kaiming_init`: He et al. 2015 ("Delving deep into rectifiers"), normal with
-  std √(2 / fan), fan = fan_out by default as in ResNet's reference code.
+  std √(2 / fan): the fan-out in convolutions, as in ResNet's reference code, the fan-in in
+  linear layers.
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ def xavier_init(model: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def kaiming_init(model: nn.Module, mode: str = "fan_out") -> None:
-    """He-normal weights for ReLU networks (std √(2/fan)) and zero biases in every conv and linear layer."""
+def kaiming_init(model: nn.Module) -> None:
+    """He-normal weights for ReLU networks and zero biases (He et al. 2015, Sec. 2.2): std
+    √(2/fan_out) in convolutions, as ResNet's reference code draws them, and √(2/fan_in) in
+    linear layers (the forward-pass form, Eq. 10), where the fan-out of a 10-way classifier
+    would give std √(2/10) and logits large enough to stall training (the init study)."""
     for layer in weighted_layers(model):
+        mode = "fan_out" if isinstance(layer, nn.Conv2d) else "fan_in"
         nn.init.kaiming_normal_(layer.weight, mode=mode, nonlinearity="relu")
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
