@@ -177,3 +177,28 @@ def plot_sweep(summary: pd.DataFrame, x: str, metric: str = "test accuracy", tit
     axis.set_xticks(range(len(labels)), [f"{label}\n{runs} runs" for label, runs in zip(labels, summary["runs"])])
     axis.grid(axis="y", alpha=0.3)
     return figure
+
+
+def plot_spread(frame: pd.DataFrame, x: str, panels: dict[str, str], by: str, categorical_x: bool = False,
+                title: str = "") -> Figure:
+    """One panel per column of ``panels`` (column → axis label): for each value of ``by``
+    a line through the mean over the rows sharing an ``x`` (the seeds of a study), with
+    their minimum–maximum shaded. ``categorical_x`` spaces the values of ``x`` evenly, in
+    order (a family of depths such as 10, 14, 16, ..., 152)."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), layout="constrained", squeeze=False)
+    ticks = sorted(frame[x].unique())
+    position = {value: index for index, value in enumerate(ticks)} if categorical_x else {value: value for value in ticks}
+    for axis, (column, label) in zip(axes[0], panels.items()):
+        for name, group in frame.groupby(by, sort=False):
+            stats = group.groupby(x)[column].agg(["mean", "min", "max"])
+            where = [position[value] for value in stats.index]
+            line, = axis.plot(where, stats["mean"], "-o", markersize=4, label=str(name))
+            axis.fill_between(where, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+        axis.set(xlabel=x, ylabel=label)
+        if len(ticks) <= 12:
+            axis.set_xticks([position[value] for value in ticks], [str(value) for value in ticks])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return figure

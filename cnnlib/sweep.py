@@ -6,7 +6,8 @@ overridden per run) or ``train`` (each run is :func:`cnnlib.train.train` with a
 Every run gets its own folder ``<out>/runs/<name>``, named from the values that vary, and
 leaves there its ``metrics.json`` (and, for a notebook, the executed notebook) and a
 ``status.json``: ``ok``, or ``failed`` with the error. :func:`sweep` gathers them into
-``<out>/results.csv``, one row per run. Rerunning the same sweep skips the runs whose
+``<out>/results.csv``, one row per run, and the runs' per-epoch ``history.csv`` files into
+``<out>/histories.csv`` (training curves). Rerunning the same sweep skips the runs whose
 status is ``ok`` and reruns the others (a training run killed half-way continues from
 its last checkpoint). Parameter names are checked before anything runs.
 :func:`sweep_settings` runs named settings instead of a grid (parameters that go together,
@@ -35,7 +36,7 @@ TRAIN = "train"
 MODEL_OPTION = "option."
 # TrainConfig fields a sweep sets itself, or that would break the one-folder-per-run contract.
 _RESERVED = ("out", "resume", "stop_after", "progress", "model_options")
-RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "train_seconds")
+RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "final_train_accuracy", "train_seconds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +120,7 @@ def sweep(target: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None 
     runs = plan(target, grid, fixed or {}, repeats)
     out = Path(out)
     _execute_all(target, [(run, out / "runs" / run.name) for run in runs], jobs, out / "results.csv")
+    collect_histories(runs, out).to_csv(out / "histories.csv", index=False)
     return collect(runs, out)
 
 
@@ -217,6 +219,20 @@ def collect(runs: Sequence[Run], out: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
+def collect_histories(runs: Sequence[Run], out: str | os.PathLike) -> pd.DataFrame:
+    """The per-epoch ``history.csv`` of every run that left one, with a ``run`` column
+    (and the swept parameters) in front: the training curves of a sweep."""
+    frames = []
+    for run in runs:
+        path = Path(out) / "runs" / run.name / "history.csv"
+        if path.exists():
+            frames.append(pd.read_csv(path).assign(run=run.name, seed=run.parameters.get("seed")))
+    if not frames:
+        return pd.DataFrame(columns=["run", "seed", "epoch"])
+    histories = pd.concat(frames, ignore_index=True)
+    return histories[["run", "seed", *histories.columns.drop(["run", "seed"])]]
+
+
 def summarise(results: pd.DataFrame, by: str | Sequence[str], metric: str = "test_accuracy") -> pd.DataFrame:
     """Mean, standard deviation, minimum, maximum and number of the finished runs of
     ``metric`` per value of ``by`` (the spread over seeds), in the order the values first appear."""
@@ -243,4 +259,7 @@ def sweep_settings(target: str, settings: dict[str, dict[str, Any]], fixed: dict
     results = pd.concat(frames, ignore_index=True)
     results = results[["setting", *results.columns.drop("setting")]]
     results.to_csv(out / "results.csv", index=False)
+    histories = pd.concat([collect_histories(runs, folder).assign(setting=name)
+                          for name, (runs, folder) in planned.items()], ignore_index=True)
+    histories[["setting", *histories.columns.drop("setting")]].to_csv(out / "histories.csv", index=False)
     return results

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -244,3 +245,18 @@ def test_architecture_chapter_renders(chapter: str, chromium: str, site: Path, a
     captions = [figure.find("figcaption") for figure in page.dom.select("main figure")]
     assert all(caption is not None and caption.get_text(strip=True) for caption in captions), \
         f"a figure of {chapter} has no caption"
+
+
+STUDIES = [page for page in _part_files("Training and results") if "_study_" in page]
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_study_page_shows_plots_of_its_sweep_and_the_setting(study: str, site: Path) -> None:
+    # Issue #6: each study page shows plots from a real sweep, with the setting that produced it.
+    html_file = site / f"{study}.html"
+    dom = BeautifulSoup(html_file.read_text(), "html.parser")
+    page = RenderedPage(html_file, dom, screenshot=html_file)
+    assert_images_exist(page, at_least=1)
+    text = dom.select_one("main").get_text(" ")
+    assert "Where the numbers on this page come from" in text
+    assert re.search(r"\d+ of \d+ runs finished", text), f"{study} does not show the runs of its sweep"

@@ -20,6 +20,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cnnlib.arithmetic import layer_table
 from cnnlib.errors import UserError
 from cnnlib.models import create, names, spec
 from cnnlib.models.resnet import ResidualUnit
@@ -450,6 +451,24 @@ def test_general_resnet_constructor_builds_other_depths(cifar_batch):
     assert sum(isinstance(m, ResidualUnit) and m.shortcut is None for m in model.modules()) == 5
     with torch.no_grad():
         assert model(cifar_batch[0]).shape == (4, 4)
+
+
+@pytest.mark.parametrize("name, stage_channels", [("resnet18", [16, 32, 64, 128]),
+                                                  ("resnet50", [64, 128, 256, 512])])
+def test_resnet_width_scales_every_stage_and_a_sixteenth_of_the_macs(name, stage_channels, cifar_batch):
+    narrow, full = build(name, 32, width=16).eval(), build(name, 32).eval()
+    assert narrow.conv1.conv.out_channels == 16
+    assert [stage[-1].branch[-1].conv.out_channels for stage in
+            (narrow.conv2_x, narrow.conv3_x, narrow.conv4_x, narrow.conv5_x)] == stage_channels
+    narrow_macs = layer_table(narrow, (3, 32, 32)).attrs["total_macs"]
+    full_macs = layer_table(full, (3, 32, 32)).attrs["total_macs"]
+    # Every convolution but the stem has 4× fewer inputs and outputs (Sec. 4.2's CIFAR nets start at 16).
+    assert 1 / 16 <= narrow_macs / full_macs < 1.05 / 16
+    with torch.no_grad():
+        assert narrow(cifar_batch[0]).shape == (len(cifar_batch[0]), 10)
+    with pytest.raises(UserError) as error:
+        build(name, 32, width=0)
+    assert str(error.value) == "ResNet width 0 must be a positive number of channels, e.g. 64 (Table 1) or 16."
 
 
 # --- torch.compile ---------------------------------------------------------------------------

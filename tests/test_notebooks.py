@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 
@@ -86,3 +87,20 @@ def test_bad_parameter_is_one_sentence(tmp_path):
                                    kernel_name="python3", progress_bar=False)
     assert failure.value.ename == "UserError"
     assert failure.value.evalue == "epochs must be an integer, not 'eight'."
+
+
+@pytest.mark.parametrize("stem, parameters, runs", [
+    ("12_study_loss", {"repeats": 1, "overrides": {"subset": 100, "epochs": 1}}, 4),
+    ("18_study_depth", {"depths": [10], "subset": 64, "epochs": 1, "repeats": 2}, 4),
+])
+def test_a_study_reruns_its_sweep_with_changed_settings(stem, parameters, runs, tmp_path):
+    # The path a reader takes with `rerun = True`, and the one the GPU's full setting takes, at toy size.
+    path = ROOT / "notebooks" / f"{stem}.ipynb"
+    out = tmp_path / "run"
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters={"rerun": True, "out": str(out),
+                               **parameters}, cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == runs and (results["status"] == "ok").all()
+    assert (results["epochs_run"] == parameters.get("epochs", 1)).all()
+    assert (results["dataset_source"].str.contains(f"subset of {parameters.get('subset', 100)} train")).all()
+    assert len(pd.read_csv(out / "histories.csv")) == runs

@@ -40,7 +40,11 @@ def test_two_by_two_grid_in_two_processes_gives_four_rows(capsys, tmp_path):
         metrics = json.loads((tmp_path / "runs" / row.run / "metrics.json").read_text())
         assert metrics["config"]["lr"] == row.lr and metrics["config"]["optimizer"] == row.optimizer
         assert row.test_accuracy == metrics["test_accuracy"] and row.epochs_run == 2 and row.seed == 0
-        assert row.final_train_loss > 0 and row.train_seconds > 0
+        assert row.final_train_loss > 0 and row.train_seconds > 0 and 0 <= row.final_train_accuracy <= 1
+    histories = pd.read_csv(tmp_path / "histories.csv")  # the training curves: one row per run and epoch
+    assert sorted(histories.groupby("run")["epoch"].apply(list).tolist()) == [[1, 2]] * 4
+    last = histories[histories["epoch"] == 2].set_index("run")["train_loss"]
+    assert last.sort_index().tolist() == results.set_index("run")["final_train_loss"].sort_index().tolist()
 
 
 def test_a_stopped_sweep_resumes_without_redoing_finished_runs(tmp_path):
@@ -120,6 +124,9 @@ def test_named_settings_keep_their_parameters_together_and_resume(capsys, tmp_pa
         config = json.loads((folder / "metrics.json").read_text())["config"]
         assert (config["optimizer"], config["lr"], config["seed"]) == (row.optimizer, row.lr, row.seed)
     assert pd.read_csv(tmp_path / "results.csv")["test_accuracy"].tolist() == results["test_accuracy"].tolist()
+    histories = pd.read_csv(tmp_path / "histories.csv")
+    assert list(zip(histories["setting"], histories["seed"], histories["epoch"])) == [
+        ("sgd lr=0.05", 0, 1), ("sgd lr=0.05", 1, 1), ("adam lr=0.001", 0, 1), ("adam lr=0.001", 1, 1)]
     capsys.readouterr()
     sweep_settings("train", settings, fixed, out=tmp_path, repeats=2)
     assert "4 runs, 4 already finished, 0 to run" in capsys.readouterr().out

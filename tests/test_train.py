@@ -155,6 +155,21 @@ def test_bad_settings_are_one_sentence_errors():
         train(TrainConfig(**FAST, optimizer="lbfgs"))
     with pytest.raises(UserError, match="Unknown model 'lenet6'"):
         train(TrainConfig(**{**FAST, "model": "lenet6"}))
+    with pytest.raises(UserError, match="eval_batch_size must be positive, not 0."):
+        train(TrainConfig(**FAST, eval_batch_size=0))
+
+
+def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_result():
+    from cnnlib.train import default_eval_batch_size, evaluate
+
+    assert default_eval_batch_size(torch.device("cpu")) == 64
+    assert default_eval_batch_size(torch.device("cuda")) == 1024
+    result = train(TrainConfig(**FAST, epochs=1))
+    assert len(result.data.test_y) > 64  # so the default splits the test set into several batches
+    by_default, in_one = evaluate(result.model, result.data), evaluate(result.model, result.data, batch_size=1024)
+    assert torch.equal(by_default["predictions"], in_one["predictions"])
+    assert by_default["loss"] == pytest.approx(in_one["loss"], rel=1e-5)
+    assert result.metrics["final_train_accuracy"] == result.history["train_accuracy"].iloc[-1]
 
 
 @pytest.mark.slow

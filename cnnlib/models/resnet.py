@@ -15,6 +15,10 @@ in a bottleneck network's first unit, whose output is 4× wider).
 
 Options of :func:`resnet`:
 
+* ``width``: the channels of the stem and of ``conv2_x`` (64 in Table 1); the later
+  stages keep Table 1's ratios (× 2, × 4, × 8). The paper's CIFAR-10 networks
+  (Sec. 4.2) start at 16, which costs 1/16 of the multiply-adds: the course's depth
+  study uses it to train all nine depths on a CPU.
 * ``residual=False`` drops every shortcut: the *plain* network of the same depth
   (Fig. 3 middle, Fig. 4 left, Table 2).
 * ``stride_on``: where a bottleneck unit that halves the resolution puts its stride.
@@ -49,7 +53,7 @@ plain18/34   basic       as resnet18/34  Table 2's plain networks (no shortcuts)
 ===========  ==========  ==============  ======================================
 
 SMALL-INPUT FORM (inputs of side ≤ 64, or ``small_input=True``): the stem is one 3×3
-convolution of stride 1 with 64 channels and there is no max pool, so ``conv2_x`` works
+convolution of stride 1 (with ``width`` channels) and there is no max pool, so ``conv2_x`` works
 at the full input resolution (32×32 on CIFAR-10, 28×28 on MNIST) and ``conv5_x`` at
 1/8 of it (4×4). The paper's own CIFAR networks (Sec. 4.2) also replace the 7×7/2 stem
 and max pool by 3×3 convolutions, but with 16/32/64 channels in three stages; for the
@@ -69,8 +73,9 @@ from cnnlib.models import register
 from cnnlib.models.blocks import ConvBNAct, check_choice, he_normal_convs, use_small_input
 from cnnlib.models.init import initialiser
 
-# Table 1: channels of conv2_x..conv5_x (before a bottleneck's ×4 expansion).
-STAGE_WIDTHS = (64, 128, 256, 512)
+# Table 1: channels of conv2_x..conv5_x (before a bottleneck's ×4 expansion), as
+# multiples of the stem's 64 channels.
+STAGE_MULTIPLIERS = (1, 2, 4, 8)
 EXPANSION = {"basic": 1, "bottleneck": 4}
 STRIDE_PLACES = ("1x1", "3x3")
 
@@ -133,25 +138,28 @@ class ResNet(nn.Module):
     """ResNet (He et al. 2016, Table 1); ``layers`` gives the units in conv2_x..conv5_x."""
 
     def __init__(self, block: str, layers: Sequence[int], num_classes: int = 1000, in_channels: int = 3,
-                 residual: bool = True, stride_on: str = "1x1", small_input: bool = False):
+                 residual: bool = True, stride_on: str = "1x1", small_input: bool = False, width: int = 64):
         super().__init__()
         check_choice("ResNet block", block, tuple(EXPANSION))
         check_choice("stride_on", stride_on, STRIDE_PLACES)
-        if (not isinstance(layers, Sequence) or len(layers) != len(STAGE_WIDTHS)
+        if (not isinstance(layers, Sequence) or len(layers) != len(STAGE_MULTIPLIERS)
                 or not all(isinstance(n, int) and n > 0 for n in layers)):
             raise UserError(f"ResNet layers {layers!r} must be four positive block counts, e.g. [2, 2, 2, 2].")
-        self.conv1 = ConvBNAct(in_channels, 64, 3) if small_input else ConvBNAct(in_channels, 64, 7, stride=2)
-        channels = 64
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise UserError(f"ResNet width {width!r} must be a positive number of channels, e.g. 64 (Table 1) or 16.")
+        self.conv1 = ConvBNAct(in_channels, width, 3) if small_input else ConvBNAct(in_channels, width, 7, stride=2)
+        channels = width
         stages = []
-        for stage, (width, blocks) in enumerate(zip(STAGE_WIDTHS, layers)):
+        for stage, (multiplier, blocks) in enumerate(zip(STAGE_MULTIPLIERS, layers)):
+            stage_width = width * multiplier
             units: list[nn.Module] = []
             if stage == 0 and not small_input:
                 units.append(nn.MaxPool2d(3, stride=2, padding=1))  # Table 1: first layer of conv2_x
             for index in range(blocks):
                 stride = 2 if stage > 0 and index == 0 else 1
-                out_channels = width * EXPANSION[block]
+                out_channels = stage_width * EXPANSION[block]
                 shortcut = _shortcut(channels, out_channels, stride) if residual else None
-                units.append(ResidualUnit(_branch(block, channels, width, stride, stride_on), shortcut))
+                units.append(ResidualUnit(_branch(block, channels, stage_width, stride, stride_on), shortcut))
                 channels = out_channels
             stages.append(nn.Sequential(*units))
         self.conv2_x, self.conv3_x, self.conv4_x, self.conv5_x = stages
@@ -170,13 +178,13 @@ def _init_paper(model: nn.Module) -> None:
 
 
 def resnet(block: str, layers: Sequence[int], *, num_classes: int, in_channels: int, input_size: tuple[int, int],
-           residual: bool = True, stride_on: str = "1x1", small_input: bool | None = None, init: str = "paper",
-           zero_init_residual: bool = False) -> ResNet:
+           residual: bool = True, stride_on: str = "1x1", small_input: bool | None = None, width: int = 64,
+           init: str = "paper", zero_init_residual: bool = False) -> ResNet:
     """A ResNet of ``block`` units ("basic" or "bottleneck") with ``layers`` units in its
     four stages; ``residual=False`` gives the plain network. See the module docstring."""
     initialise = initialiser(init, paper=_init_paper, model_name="ResNet" if residual else "a plain network")
     model = ResNet(block, layers, num_classes, in_channels, residual, stride_on,
-                   use_small_input(input_size, small_input))
+                   use_small_input(input_size, small_input), width)
     initialise(model)
     if zero_init_residual:
         for unit in model.modules():
