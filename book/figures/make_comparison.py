@@ -145,11 +145,11 @@ logarithmic scales (the values of the table's last two columns).
 ```{{admonition}} These are reduced CPU runs, not the networks' real accuracy
 :class: warning
 No GPU was available while the chapters were written. Each row is the committed run of a chapter (or of a
-second model in it) on a shared 2-core CPU, most of them with a small random subset of the data, few epochs
+second model in it) on a 2-core CPU, most of them with a small random subset of the data, few epochs
 and sometimes smaller images (the column "input"): the parameters are in each chapter's admonition and in the
 `config` of the JSON file. CIFAR-10 here is the JPEG copy of the data set, whose accuracies differ slightly from
 the official binary files. The numbers only show whether a network starts to learn within minutes of a
-shared CPU (chance is 10 % on CIFAR-10); compare them with each other only where the data, input size and
+2-core CPU (chance is 10 % on CIFAR-10); compare them with each other only where the data, input size and
 epochs are the same.
 ```
 
