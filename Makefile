@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATA ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
-.PHONY: install book test lab browser clean
+.PHONY: install book test lab browser clean chapters
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ book: install
 test: install browser
 	sh book/fetch_mathjax.sh
 	CNNLIB_DATA=$(TEST_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+
+## chapters: rerun the chapters' converged CPU runs in place (CHAPTERS=..., about 10 minutes each on 2 idle
+## cores; nothing else may run beside them) and record their metrics in results/cpu/
+CHAPTERS ?= 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet_efficientnet
+chapters: install
+	for chapter in $(CHAPTERS); do \
+	  CNNLIB_DATA=$(TEST_DATA) $(VENV)/bin/papermill notebooks/$$chapter.ipynb runs/$$chapter.ipynb -k python3 --cwd . \
+	    && mv runs/$$chapter.ipynb notebooks/$$chapter.ipynb \
+	    && for run in runs/$$chapter*/; do cp $$run/metrics.json results/cpu/$$(basename $$run).json; done \
+	    || exit 1; \
+	done
+	$(PY) book/figures/make_comparison.py
 
 ## lab: open the notebooks in JupyterLab
 lab: install

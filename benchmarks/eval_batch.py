@@ -1,4 +1,4 @@
-"""Evaluation throughput against the batch size: why ``cnnlib.train.default_eval_batch_size``
+"""Evaluation throughput against the batch size: why ``cnnlib.evaluate.default_eval_batch_size``
 is 64 on a CPU.
 
 For each model, the images per second of inference (eval mode, channels-last, no
@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from cnnlib import models
-from cnnlib.train import device_description
+from cnnlib.device import device_description
 
 # (name, input channels, model options): a LeNet, Table 1's ResNet-18 and the depth study's narrow one.
-MODELS = (("lenet5", 1, {}), ("resnet18", 3, {}), ("resnet18", 3, {"width": 16}))
+MODELS = (("lenet5", 1, {}), ("resnet18", 3, {}), ("resnet18", 3, {"width_mult": 0.25}))
 
 
 @torch.no_grad()
@@ -54,7 +54,7 @@ def main() -> None:
         for batch in args.batches:
             speed = images_per_second(model, channels, batch, args.images, args.repeats)
             rows.append({"model": label, "batch": batch, "images_per_second": round(speed)})
-            print(f"{label:<20} batch {batch:>5}: {speed:>9,.0f} images/s", flush=True)
+            print(f"{label:<24} batch {batch:>5}: {speed:>9,.0f} images/s", flush=True)
     report = {"device": device_description(torch.device("cpu")), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "images": args.images, "repeats": args.repeats, "results": rows}
     if args.out:

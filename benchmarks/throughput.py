@@ -38,8 +38,11 @@ from torchvision import transforms
 
 from cnnlib import models
 from cnnlib.data import cache_dir, data_root
-from cnnlib.train import (TrainConfig, _autocast, crop_padding, device_description, make_optimizer, prepare_data,
-                          resolve, select_device, train, uses_channels_last)
+from cnnlib.device import autocast, device_description, select_device, uses_channels_last
+from cnnlib.augment import crop_padding
+from cnnlib.config import TrainConfig, resolve
+from cnnlib.optim import make_optimizer
+from cnnlib.train import prepare_data, train
 
 
 def cnnlib_loop(config: TrainConfig) -> list[float]:
@@ -83,7 +86,7 @@ def baseline_dataset(config: TrainConfig, side: int, padding: int, mean, std) ->
     raise SystemExit("the baseline is defined for --dataset mnist or cifar10")
 
 
-def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches, device: torch.device, amp: bool,
+def timed_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches, device: torch.device, amp: bool,
            limit: int) -> float:
     """Images per second over ``limit`` optimiser steps on ``batches`` (after 5 warm-up steps)."""
     criterion = nn.CrossEntropyLoss()
@@ -95,7 +98,7 @@ def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches, device: 
         if step == limit + 5:
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             loss = criterion(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,6 +106,19 @@ def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches, device: 
         seen += len(y)
     _synchronise(device)
     return seen / (time.perf_counter() - started)
+
+
+class MainOutput(nn.Module):
+    """A network whose training output is its main logits only: GoogLeNet also returns its
+    auxiliary heads' logits, which are computed, and so timed, all the same."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.model(x)
+        return output[0] if isinstance(output, tuple) else output
 
 
 def _synchronise(device: torch.device) -> None:
@@ -116,6 +132,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10"))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--subset", type=int, default=None, help="train cnnlib's loop on N images only (quick runs)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=200, help="timed steps of the baseline and the model-only limit")
     parser.add_argument("--repeats", type=int, default=5, help="measurements per figure (their median is reported)")
@@ -123,8 +140,9 @@ def main() -> None:
     args = parser.parse_args()
 
     device = select_device(args.device)
-    config = TrainConfig(model=args.model, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size,
-                         epochs=args.repeats + 1, device=args.device, progress=False, out=tempfile.mkdtemp(prefix="cnnlib-bench-"))
+    config = TrainConfig(model=args.model, dataset=args.dataset, data_root=args.data_root, subset=args.subset,
+                         batch_size=args.batch_size, epochs=args.repeats + 1, device=args.device, progress=False,
+                         out=tempfile.mkdtemp(prefix="cnnlib-bench-"))
     data = prepare_data(config, device)
     config = resolve(config, data.input_shape[0])
     side, padding = data.input_shape[1], crop_padding(data)
@@ -133,7 +151,8 @@ def main() -> None:
         torch.manual_seed(0)
         model = models.create(args.model, num_classes=len(data.classes), in_channels=data.input_shape[0],
                               input_size=side).to(device)
-        return model, make_optimizer(model, config)
+        return model, make_optimizer(model, config.optimizer, config.lr, config.momentum, config.nesterov,
+                                     config.weight_decay)
 
     samples = {"cnnlib": cnnlib_loop(dataclasses.replace(config, data_root=args.data_root))}
 
@@ -145,17 +164,17 @@ def main() -> None:
                                              pin_memory=device.type == "cuda", drop_last=True,
                                              persistent_workers=workers > 0)
         model, optimizer = fresh_model()
-        baseline[workers] = [_steps(model, optimizer, loader, device, amp=False, limit=args.steps)
+        baseline[workers] = [timed_steps(model, optimizer, loader, device, amp=False, limit=args.steps)
                              for _ in range(args.repeats)]
     best_workers = max(baseline, key=lambda workers: statistics.median(baseline[workers]))
     samples["baseline"] = baseline[best_workers]
 
     model, optimizer = fresh_model()
     x = data.normalise(data.train_x[: args.batch_size])
-    if uses_channels_last(config, device):  # as cnnlib's loop runs
+    if uses_channels_last(config.channels_last, device):  # as cnnlib's loop runs
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     batches = itertools.repeat((x, data.train_y[: args.batch_size]))
-    samples["model_only"] = [_steps(model, optimizer, batches, device, amp=config.amp, limit=args.steps)
+    samples["model_only"] = [timed_steps(model, optimizer, batches, device, amp=config.amp, limit=args.steps)
                              for _ in range(args.repeats)]
     figures = {key: statistics.median(values) for key, values in samples.items()}
 
@@ -169,10 +188,15 @@ def main() -> None:
         "speedup_over_baseline": round(figures["cnnlib"] / figures["baseline"], 2),
         "pipeline_efficiency": round(figures["cnnlib"] / figures["model_only"], 3),
     }
+    write_report(report, args.out)
+
+
+def write_report(report: dict, out: str | None) -> None:
+    """Print the report as JSON, and write it to ``out`` if given."""
     print(json.dumps(report, indent=2))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

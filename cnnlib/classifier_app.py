@@ -32,7 +32,8 @@ from cnnlib.data import DataSplit, load_dataset, read_image
 from cnnlib.errors import UserError
 from cnnlib.explain import grad_cam, plot_grad_cam
 from cnnlib.predict import Classifier, Prediction, load_classifier
-from cnnlib.train import TrainConfig, train
+from cnnlib.config import TrainConfig
+from cnnlib.train import train
 
 MNIST_FIELD, MNIST_BOX = 28, 20
 CANVAS_SIDE, STROKE_WIDTH = 224, 22

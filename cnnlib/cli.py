@@ -10,9 +10,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from cnnlib.errors import UserError
+
+if TYPE_CHECKING:
+    from cnnlib.sweep import RayExecutor
 
 EPILOG = "Data: --data-root, else $CNNLIB_DATA, else ~/.cache/cnnlib/data. Docs: the course site (make book)."
 
@@ -54,7 +57,8 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The ``cnnlib`` argument parser with its sub-commands."""
     from cnnlib.recipes import RECIPES
-    from cnnlib.train import AUGMENTATIONS, DEVICES, LOSSES, OPTIMIZERS, SCHEDULES
+    from cnnlib.device import DEVICES
+    from cnnlib.config import AUGMENTATIONS, LOSSES, OPTIMIZERS, SCHEDULES
 
     parser = argparse.ArgumentParser(prog="cnnlib", description="The classic CNNs, read from the papers.", epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema", type=float, help="decay of an exponential moving average of the weights (0: off)")
     train.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="flip test-time augmentation")
     train.add_argument("--recipe", choices=tuple(RECIPES))
-    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                       help="bf16 autocast on CUDA and on CPUs with native bf16 (default: the recipe's)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=DEVICES, default="auto")
@@ -128,7 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="values to sweep (repeatable); with 'train', option.NAME=... sweeps a model option")
     sweep.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a fixed value (repeatable)")
     sweep.add_argument("--repeats", type=_positive_int, default=1, help="run each combination with seeds 0..N-1")
-    sweep.add_argument("--jobs", type=_positive_int, default=1, help="runs at a time, in separate processes")
+    sweep.add_argument("--jobs", type=_positive_int, default=1, help="runs at a time, in separate processes (local)")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local processes (default), or one Ray task per run on a Ray cluster")
+    sweep.add_argument("--address", help="the Ray cluster's head, HOST:PORT (default: this machine's, or a new one)")
+    sweep.add_argument("--cpus-per-run", type=_positive_float, help="CPUs Ray gives each run (default 1)")
+    sweep.add_argument("--gpus-per-run", type=float, help="GPUs Ray gives each run (default 0)")
+    sweep.add_argument("--fetch-checkpoints", action="store_true",
+                       help="bring each run's checkpoint.pt back from the Ray workers (it can be large)")
     sweep.add_argument("--out", required=True, help="folder of the runs and results.csv; rerun to resume")
     return parser
 
@@ -157,7 +169,8 @@ def _summary(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from cnnlib.train import TrainConfig, train
+    from cnnlib.config import TrainConfig
+    from cnnlib.train import train
 
     options = vars(args).copy()
     for key in ("command", "model_option"):
@@ -169,7 +182,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from cnnlib.train import evaluate_checkpoint
+    from cnnlib.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=args.device, tta=args.tta)
@@ -193,11 +206,29 @@ def _sweep_values(texts: list[str], option: str, many: bool) -> dict[str, Any]:
     return values
 
 
+def _sweep_executor(args: argparse.Namespace) -> str | RayExecutor:
+    """``"local"``, or the :class:`~cnnlib.sweep.RayExecutor` the Ray options describe."""
+    from cnnlib.sweep import RayExecutor
+
+    ray_options = {"--address": args.address, "--cpus-per-run": args.cpus_per_run,
+                   "--gpus-per-run": args.gpus_per_run, "--fetch-checkpoints": args.fetch_checkpoints or None}
+    if args.executor == "local":
+        given = [option for option, value in ray_options.items() if value is not None]
+        if given:
+            raise UserError(f"{given[0]} is for --executor ray: add --executor ray, or leave {given[0]} out.")
+        return "local"
+    if args.gpus_per_run is not None and args.gpus_per_run < 0:
+        raise UserError(f"--gpus-per-run must be 0 or more, not {args.gpus_per_run:g}.")
+    return RayExecutor(address=args.address, cpus_per_run=args.cpus_per_run or 1, gpus_per_run=args.gpus_per_run or 0,
+                       checkpoints=args.fetch_checkpoints)
+
+
 def _sweep(args: argparse.Namespace) -> None:
     from cnnlib.sweep import sweep
 
     results = sweep(args.target, _sweep_values(args.grid, "--grid", many=True),
-                    _sweep_values(args.param, "--param", many=False), out=args.out, repeats=args.repeats, jobs=args.jobs)
+                    _sweep_values(args.param, "--param", many=False), out=args.out, repeats=args.repeats, jobs=args.jobs,
+                    executor=_sweep_executor(args))
     failed = int((results["status"] != "ok").sum())
     print(f"{len(results) - failed} of {len(results)} runs finished; wrote {Path(args.out) / 'results.csv'}")
     if failed:

@@ -138,6 +138,11 @@ class DataSplit:
         std = torch.tensor(self.std, dtype=torch.float32, device=x_uint8.device).view(-1, 1, 1)
         return (x_uint8.float() / 255 - mean) / std
 
+    def model_input(self, x_uint8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """Normalised images in the memory layout the model runs in (channels-last or not)."""
+        x = self.normalise(x_uint8)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
     def fitted(self, size: int, channels: int | None = None, fit: str = "auto") -> DataSplit:
         """Both image sets brought to ``channels`` × ``size`` × ``size`` by :func:`fit_images`,
         with the statistics recomputed."""
@@ -355,7 +360,7 @@ def _load_mnist(root: Path, download: bool) -> _Images:
             raise _corrupt(labels_path, f"{len(labels)} labels for {len(images)} images")
         tensors[part] = images.unsqueeze(1), labels.long()
     return _Images("mnist", *tensors["train"], *tensors["test"], [str(digit) for digit in range(10)],
-                   f"MNIST, official IDX files from {raw}", [])
+                   "MNIST, official IDX files from MNIST/raw in the data root", [])
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -410,7 +415,7 @@ def _load_cifar10(root: Path, download: bool) -> _Images:
     if images.classes != list(CIFAR10_CLASSES) or images.test_x is None:
         raise UserError(f"{jpeg} does not hold the CIFAR-10 JPEG copy (train/ and test/ folders of the classes "
                         f"{', '.join(CIFAR10_CLASSES)}): remove it, or set CNNLIB_DATA to another folder.")
-    return replace(images, name="cifar10", source=f"CIFAR-10, JPEG copy (quality ~75) from {jpeg}: accuracies "
+    return replace(images, name="cifar10", source=f"CIFAR-10, JPEG copy (quality ~75) from {jpeg.name} in the data root: accuracies "
                                                   f"differ slightly from the official binary set")
 
 

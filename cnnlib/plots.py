@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from cnnlib.data import DataSplit
@@ -26,6 +27,7 @@ def plot_history(history: pd.DataFrame, title: str = "") -> Figure:
     loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for axis in (loss_axis, accuracy_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
     if title:
@@ -65,9 +67,21 @@ def _show_image(axis, image: torch.Tensor) -> None:
     axis.axis("off")
 
 
+def misclassified_per_class(labels: torch.Tensor, predictions: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of up to ``count`` misclassified examples taken from every true class in
+    turn (the first wrong one of each class, then the second, ...), so that a test set
+    sorted by class is not shown as its first class only."""
+    labels, predictions = labels.cpu(), predictions.cpu()
+    wrong = (predictions != labels).nonzero().flatten()
+    per_class = [wrong[labels[wrong] == label] for label in labels[wrong].unique().tolist()]
+    rounds = max((len(indices) for indices in per_class), default=0)
+    order = [indices[rank] for rank in range(rounds) for indices in per_class if rank < len(indices)]
+    return torch.stack(order[:count]) if order and count > 0 else torch.zeros(0, dtype=torch.long)
+
+
 def plot_misclassified(data: DataSplit, predictions: torch.Tensor, count: int = 24) -> Figure:
-    """The first ``count`` test images the model got wrong, with true and predicted class."""
-    wrong = (predictions.cpu() != data.test_y.cpu()).nonzero().flatten()[:count]
+    """Up to ``count`` test images the model got wrong, from every class in turn, with true and predicted class."""
+    wrong = misclassified_per_class(data.test_y, predictions, count)
     columns = 8
     rows = max(1, math.ceil(len(wrong) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.6), layout="constrained", squeeze=False)
@@ -201,4 +215,27 @@ def plot_spread(frame: pd.DataFrame, x: str, panels: dict[str, str], by: str, ca
         axis.legend(fontsize="small")
     if title:
         figure.suptitle(title)
+    return figure
+
+
+def plot_speed_against_macs(frame: pd.DataFrame, reference: str | None = None, title: str = "") -> Figure:
+    """Training images per second against MACs per image, one labelled point per network
+    (columns ``model``, ``macs``, ``images_per_second``), both axes logarithmic: MACs are not
+    time. ``reference`` names a network through which a dashed line of slope −1 is drawn:
+    where every network would lie if it turned MACs into time at that network's rate."""
+    figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    macs = frame["macs"] / 1e6
+    axis.scatter(macs, frame["images_per_second"])
+    for row in frame.itertuples():
+        axis.annotate(row.model, (row.macs / 1e6, row.images_per_second), textcoords="offset points", xytext=(4, 4),
+                      fontsize=8)
+    if reference is not None:
+        [anchor] = frame[frame["model"] == reference].itertuples()
+        span = torch.linspace(float(macs.min()) / 1.5, float(macs.max()) * 1.5, 2)
+        axis.plot(span, anchor.images_per_second * (anchor.macs / 1e6) / span, "--", color="grey",
+                  label=f"same MACs per second as {reference}")
+        axis.legend(fontsize=8)
+    axis.set(xscale="log", yscale="log", xlabel="MACs per image (millions)", ylabel="training images per second",
+             title=title)
+    axis.grid(alpha=0.3, which="both")
     return figure

@@ -4,7 +4,7 @@ A checkpoint carries what preprocessing needs (``checkpoint["data"]``: class nam
 shape, mean and std of the training images), so nothing is retyped. An image goes through
 the same steps as a training image: decoded by :func:`cnnlib.data.read_image`, brought to
 the model's channels and size by :func:`cnnlib.data.fit_images`, normalised with the
-training statistics, and run through :func:`cnnlib.train.predict_logits`.
+training statistics, and run through :func:`cnnlib.evaluate.predict_logits`.
 
 Inverting
 ---------
@@ -30,7 +30,8 @@ from torch import nn
 from cnnlib.checkpoint import model_from_checkpoint
 from cnnlib.data import DataSplit, fit_images, read_image
 from cnnlib.errors import UserError
-from cnnlib.train import predict_logits, select_device
+from cnnlib.device import select_device
+from cnnlib.evaluate import predict_logits
 
 @dataclass
 class Prediction:
@@ -68,7 +69,7 @@ class Classifier:
 
     def as_split(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> DataSplit:
         """Fitted uint8 ``images`` (N, C, H, W) as the test set of a :class:`DataSplit` with the
-        training statistics, for the functions of :mod:`cnnlib.train` and :mod:`cnnlib.plots`."""
+        training statistics, for the functions of :mod:`cnnlib.evaluate` and :mod:`cnnlib.plots`."""
         labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
         return DataSplit(name="images", train_x=images[:0], train_y=labels[:0], test_x=images, test_y=labels,
                          classes=self.classes, mean=self.mean, std=self.std, source=self.checkpoint)

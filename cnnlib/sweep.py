@@ -2,7 +2,7 @@
 
 A sweep's target is a chapter notebook (executed with papermill, its ``parameters`` cell
 overridden per run) or ``train`` (each run is :func:`cnnlib.train.train` with a
-:class:`~cnnlib.train.TrainConfig`; ``option.NAME`` sets the model option ``NAME``).
+:class:`~cnnlib.config.TrainConfig`; ``option.NAME`` sets the model option ``NAME``).
 Every run gets its own folder ``<out>/runs/<name>``, named from the values that vary, and
 leaves there its ``metrics.json`` (and, for a notebook, the executed notebook) and a
 ``status.json``: ``ok``, or ``failed`` with the error. :func:`sweep` gathers them into
@@ -13,6 +13,12 @@ its last checkpoint). Parameter names are checked before anything runs.
 :func:`sweep_settings` runs named settings instead of a grid (parameters that go together,
 such as an optimiser and its learning rate), each over the same seeds; the hyperparameter
 studies of the book (``results/studies``) are made with it.
+
+Runs go to local processes (``executor="local"``, ``jobs`` at a time) or to a Ray cluster
+(``executor="ray"`` or a :class:`RayExecutor`): one Ray task per run, with the CPUs and GPUs
+it asks for, run in a temporary folder on its node; the task returns the run's files and
+the driver writes them under ``out`` exactly as a local run would, so no shared file
+system is needed. Either way one progress bar counts the finished, failed and running runs.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ import itertools
 import json
 import os
 import re
+import shutil
+import socket
+import tempfile
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
+from tqdm import tqdm
 
 from cnnlib.errors import UserError
 
@@ -37,6 +47,20 @@ MODEL_OPTION = "option."
 # TrainConfig fields a sweep sets itself, or that would break the one-folder-per-run contract.
 _RESERVED = ("out", "resume", "stop_after", "progress", "model_options")
 RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "final_train_accuracy", "train_seconds")
+CHECKPOINT = "checkpoint.pt"
+STATUS = "status.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class RayExecutor:
+    """Where a sweep's runs go on Ray: the cluster's ``address`` (``None``: the one this
+    machine runs, or a new local one), the CPUs and GPUs each run asks for, and whether
+    each run's checkpoint comes back to the driver (it can be large)."""
+
+    address: str | None = None
+    cpus_per_run: float = 1
+    gpus_per_run: float = 0
+    checkpoints: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +73,9 @@ class Run:
 
 def valid_parameters(target: str) -> list[str]:
     """The names a sweep of ``target`` accepts: a notebook's ``parameters`` cell, or the
-    :class:`~cnnlib.train.TrainConfig` fields (plus ``option.NAME`` for model options)."""
+    :class:`~cnnlib.config.TrainConfig` fields (plus ``option.NAME`` for model options)."""
     if target == TRAIN:
-        from cnnlib.train import TrainConfig
+        from cnnlib.config import TrainConfig
 
         return [field.name for field in dataclasses.fields(TrainConfig) if field.name not in _RESERVED]
     import papermill
@@ -114,36 +138,183 @@ def _check_model_options(runs: list[Run]) -> None:
 
 
 def sweep(target: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None = None, *, out: str | os.PathLike,
-          repeats: int = 1, jobs: int = 1) -> pd.DataFrame:
+          repeats: int = 1, jobs: int = 1, executor: str | RayExecutor = "local") -> pd.DataFrame:
     """Run every combination of ``grid`` (plus the ``fixed`` parameters) on ``target`` in
-    ``jobs`` processes, skip the runs already finished, and write ``<out>/results.csv``."""
+    ``jobs`` local processes or on Ray (``executor``), skip the runs already finished, and
+    write ``<out>/results.csv``."""
     runs = plan(target, grid, fixed or {}, repeats)
     out = Path(out)
-    _execute_all(target, [(run, out / "runs" / run.name) for run in runs], jobs, out / "results.csv")
+    _execute_all(target, [(run, out / "runs" / run.name) for run in runs], out / "results.csv", jobs, executor)
     collect_histories(runs, out).to_csv(out / "histories.csv", index=False)
     return collect(runs, out)
 
 
-def _execute_all(target: str, runs: list[tuple[Run, Path]], jobs: int, results: Path) -> None:
-    """Run each (run, folder) whose status is not ``ok``, ``jobs`` at a time."""
+def _execute_all(target: str, runs: list[tuple[Run, Path]], results: Path, jobs: int,
+                 executor: str | RayExecutor) -> None:
+    """Run each (run, folder) whose status is not ``ok``: ``jobs`` at a time here, or on Ray."""
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {jobs}.")
+    if executor not in ("local", "ray") and not isinstance(executor, RayExecutor):
+        raise UserError(f"Unknown executor {executor!r}: use 'local' or 'ray'.")
+    on_ray = RayExecutor() if executor == "ray" else executor if isinstance(executor, RayExecutor) else None
+    if on_ray and jobs > 1:
+        raise UserError("--jobs is for --executor local: on Ray, the cluster's CPUs and --cpus-per-run decide how "
+                        "many runs go at a time.")
     pending = [(run, folder) for run, folder in runs if _status(folder).get("status") != "ok"]
+    where = "on Ray" if on_ray else f"{jobs} at a time"
     print(f"{len(runs)} runs, {len(runs) - len(pending)} already finished, {len(pending)} to run, "
-          f"{jobs} at a time; results in {results}", flush=True)
+          f"{where}; results in {results}", flush=True)
     target = target if target == TRAIN else str(Path(target).resolve())
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    if jobs == 1:
-        for run, folder in pending:
-            execute_run(target, run, str(folder), threads)
+    if on_ray:
+        _execute_on_ray(target, pending, on_ray, len(runs))
     else:
+        _execute_locally(target, pending, jobs, len(runs))
+
+
+class _Progress:
+    """One bar over the runs of a sweep, with the finished, failed and running counts;
+    ``slots`` runs go at a time, so the running ones are the pending ones up to that."""
+
+    def __init__(self, total: int, pending: int, slots: int) -> None:
+        self.pending, self.slots, self.failed = pending, slots, 0
+        self.bar = tqdm(total=total, initial=total - pending, unit="run", desc="sweep", dynamic_ncols=True)
+        self._show()
+
+    def done(self, run: Run, status: dict[str, Any]) -> None:
+        """Count ``run`` as finished or failed, and print its line above the bar."""
+        self.pending -= 1
+        self.failed += status["status"] != "ok"
+        self.bar.update()
+        self.bar.write(f"{status['status']:>6}  {run.name}  {status['error']}")
+        self._show()
+
+    def _show(self) -> None:
+        self.bar.set_postfix({"finished": self.bar.n - self.failed, "failed": self.failed,
+                              "running": min(self.slots, self.pending)})
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+def _execute_locally(target: str, pending: list[tuple[Run, Path]], jobs: int, total: int) -> None:
+    """Run the pending runs in this process (``jobs == 1``) or in ``jobs`` spawned processes."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with _Progress(total, len(pending), jobs) as progress:
+        if jobs == 1:
+            for run, folder in pending:
+                progress.done(run, execute_run(target, run, str(folder), threads))
+            return
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(execute_run, target, run, str(folder), threads) for run, folder in pending]
-            for future in futures:
-                future.result()
+            futures = {pool.submit(execute_run, target, run, str(folder), threads): run for run, folder in pending}
+            for future in as_completed(futures):
+                progress.done(futures[future], future.result())
 
 
-def execute_run(target: str, run: Run, folder: str, threads: int = 1) -> str:
+def _execute_on_ray(target: str, pending: list[tuple[Run, Path]], executor: RayExecutor, total: int) -> None:
+    """One Ray task per pending run; each run's files are written under its folder as its task
+    returns. A task whose worker dies is retried once, then recorded as failed."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'cnnlib[cluster]'.") from None
+    default = "digits" if target == TRAIN else None
+    if any(run.parameters.get("dataset", default) != "digits" for run, _ in pending):
+        print("Each Ray node reads the data set from its own disk: set CNNLIB_DATA on every node to a folder that "
+              "holds it, or add --param download=true (as `cnnlib train --download`) to fetch MNIST or CIFAR-10 there.",
+              flush=True)
+    connected = _connect(executor.address)
+    try:
+        task = ray.remote(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run, max_retries=1)(_run_remotely)
+        notebook = None if target == TRAIN else Path(target).read_bytes()
+        name = TRAIN if target == TRAIN else Path(target).name
+        threads = max(1, int(executor.cpus_per_run))
+        tasks = {task.remote(name, notebook, run, threads, executor.checkpoints): (run, folder)
+                 for run, folder in pending}
+        with _Progress(total, len(pending), _slots(executor, len(pending))) as progress:
+            while tasks:
+                [ready], _ = ray.wait(list(tasks), num_returns=1)
+                run, folder = tasks.pop(ready)
+                try:
+                    files = ray.get(ready)
+                except ray.exceptions.RayError as error:  # the worker died twice, or the task could not run
+                    files = {STATUS: json.dumps(_failure(error)).encode()}
+                progress.done(run, _store(folder, files))
+    finally:
+        if connected:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Connect to the Ray cluster at ``address`` (``None``: this machine's, else a new local
+    one), unless already connected; True when this call connected."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    refused = UserError(f"No Ray cluster answers at {address}: start one with `ray start --head` "
+                        "or leave out --address.")
+    if address and not _answers(address):  # ray.init would retry for minutes
+        raise refused
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="warning")
+    except ConnectionError:
+        raise refused from None
+    return True
+
+
+def _answers(address: str) -> bool:
+    """Whether something listens at ``host:port`` (an address that is not one is left to Ray)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def _slots(executor: RayExecutor, runs: int) -> int:
+    """How many of ``runs`` the cluster holds at a time, from its CPUs and GPUs (for the progress bar)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    limits = [resources.get(kind, 0) / need for kind, need in
+              (("CPU", executor.cpus_per_run), ("GPU", executor.gpus_per_run)) if need]
+    return max(1, int(min(limits, default=runs)))
+
+
+def _run_remotely(target: str, notebook: bytes | None, run: Run, threads: int, checkpoint: bool) -> dict[str, bytes]:
+    """On a Ray worker: run ``run`` in a temporary folder and return its files (``checkpoint.pt``
+    only when ``checkpoint``), by path relative to the run's folder."""
+    with tempfile.TemporaryDirectory(prefix="cnnlib-run-") as temporary:
+        root = Path(temporary)
+        if notebook is not None:  # the notebook runs from the parent of its folder, as in the repository
+            (root / "notebooks").mkdir()
+            (root / "notebooks" / target).write_bytes(notebook)
+            target = str(root / "notebooks" / target)
+        folder = root / "run"
+        execute_run(target, run, str(folder), threads)
+        return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
+                if path.is_file() and (checkpoint or path.name != CHECKPOINT)}
+
+
+def _store(folder: Path, files: dict[str, bytes]) -> dict[str, Any]:
+    """Replace ``folder`` with a run's returned files, its status last; returns the status."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for name, data in files.items():
+        if name != STATUS:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+    status = json.loads(files[STATUS])
+    _write_status(folder, status)
+    return status
+
+
+def execute_run(target: str, run: Run, folder: str, threads: int = 1) -> dict[str, Any]:
     """Run one combination into ``folder`` and write its ``status.json``; an error is
     recorded there, not raised, so that the other runs go on. Returns the status."""
     import torch
@@ -152,7 +323,7 @@ def execute_run(target: str, run: Run, folder: str, threads: int = 1) -> str:
     torch.set_num_threads(threads)
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "status.json").unlink(missing_ok=True)
+    (path / STATUS).unlink(missing_ok=True)
     try:
         if target == TRAIN:
             _train_run(run, path)
@@ -160,18 +331,31 @@ def execute_run(target: str, run: Run, folder: str, threads: int = 1) -> str:
             _notebook_run(target, run, path)
         status = {"status": "ok", "error": ""}
     except Exception as error:  # noqa: BLE001 -- a failed run is a result of the sweep, recorded with its error
-        message = str(error).strip().splitlines()
-        status = {"status": "failed", "error": f"{type(error).__name__}: {message[-1] if message else ''}",
-                  "traceback": traceback.format_exc()}
+        status = _failure(error)
     finally:
         torch.set_num_threads(previous_threads)
-    (path / "status.json").write_text(json.dumps(status, indent=2) + "\n")
-    print(f"{status['status']:>6}  {run.name}  {status['error']}", flush=True)
-    return status["status"]
+    _write_status(path, status)
+    return status
+
+
+def _failure(error: BaseException) -> dict[str, Any]:
+    """The status of a failed run: the error's type and last line, and the traceback."""
+    message = str(error).strip().splitlines()
+    return {"status": "failed", "error": f"{type(error).__name__}: {message[-1] if message else ''}",
+            "traceback": traceback.format_exc()}
+
+
+def _write_status(folder: Path, status: dict[str, Any]) -> None:
+    """Write ``status.json`` atomically: a run counts as done only once it is whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{STATUS}.partial"
+    partial.write_text(json.dumps(status, indent=2) + "\n")
+    partial.replace(folder / STATUS)
 
 
 def _train_run(run: Run, path: Path) -> None:
-    from cnnlib.train import TrainConfig, train
+    from cnnlib.config import TrainConfig
+    from cnnlib.train import train
 
     options = {key.removeprefix(MODEL_OPTION): value for key, value in run.parameters.items()
                if key.startswith(MODEL_OPTION)}
@@ -191,7 +375,7 @@ def _notebook_run(notebook: str, run: Run, path: Path) -> None:
 
 
 def _status(folder: Path) -> dict[str, Any]:
-    path = folder / "status.json"
+    path = folder / STATUS
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -242,9 +426,9 @@ def summarise(results: pd.DataFrame, by: str | Sequence[str], metric: str = "tes
             .rename(columns={"count": "runs"}).reset_index())
 
 
-
 def sweep_settings(target: str, settings: dict[str, dict[str, Any]], fixed: dict[str, Any] | None = None, *,
-                   out: str | os.PathLike, repeats: int = 1, jobs: int = 1) -> pd.DataFrame:
+                   out: str | os.PathLike, repeats: int = 1, jobs: int = 1,
+                   executor: str | RayExecutor = "local") -> pd.DataFrame:
     """One sweep over ``repeats`` seeds per named setting (a dict of parameters that go
     together, such as an optimiser and its learning rate), each in ``<out>/<name>``; the
     rows of all of them, with the name in a ``setting`` column, go to ``<out>/results.csv``."""
@@ -254,7 +438,7 @@ def sweep_settings(target: str, settings: dict[str, dict[str, Any]], fixed: dict
     planned = {name: (plan(target, {}, {**(fixed or {}), **parameters}, repeats), out / run_name({"setting": name}))
                for name, parameters in settings.items()}
     _execute_all(target, [(run, folder / "runs" / run.name) for runs, folder in planned.values() for run in runs],
-                 jobs, out / "results.csv")
+                 out / "results.csv", jobs, executor)
     frames = [collect(runs, folder).assign(setting=name) for name, (runs, folder) in planned.items()]
     results = pd.concat(frames, ignore_index=True)
     results = results[["setting", *results.columns.drop("setting")]]

@@ -3,6 +3,7 @@
 import gzip
 import io
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -75,3 +76,47 @@ def mnist_batch() -> torch.Tensor:
         assert header[0] == 2051 and tuple(header[2:]) == (28, 28)
         pixels = np.frombuffer(idx.read(4 * 28 * 28), dtype=np.uint8)
     return torch.tensor(pixels.reshape(4, 1, 28, 28), dtype=torch.float32) / 255
+
+
+@pytest.fixture(scope="session")
+def half_width_conv_macs_ratio():
+    """``ratio(name, keep)``: the convolution MACs of model ``name`` (10 classes, its paper input)
+    at ``width_mult=0.5`` over those at 1.0, summed over the Conv2d rows of
+    :func:`cnnlib.arithmetic.layer_table` whose module ``keep(module, index)`` accepts
+    (``index``: the convolution's position, 0 for the first)."""
+    from cnnlib.arithmetic import layer_table
+    from cnnlib.models import create, spec
+
+    def conv_macs(name: str, width_mult: float, keep) -> float:
+        shape = spec(name).paper_input
+        model = create(name, 10, shape[0], shape[1:], width_mult=width_mult)
+        table = layer_table(model, shape)
+        convs = table[table["type"] == "Conv2d"]
+        return sum(macs for index, (layer, macs) in enumerate(zip(convs["name"], convs["macs"]))
+                   if keep(model.get_submodule(layer), index))
+
+    def ratio(name: str, keep=lambda module, index: True) -> float:
+        return conv_macs(name, 0.5, keep) / conv_macs(name, 1.0, keep)
+
+    return ratio
+
+
+@pytest.fixture(scope="session")
+def assert_width_mult_errors():
+    """``check(name, tiny, layer)``: ``width_mult`` ≤ 0, not a number, or ``tiny`` (which leaves
+    ``layer`` of model ``name`` with no channels) is a one-sentence UserError that says what to use."""
+    from cnnlib.errors import UserError
+    from cnnlib.models import create
+
+    def check(name: str, tiny: float, layer: str) -> None:
+        for bad in (0, -1, "wide"):
+            with pytest.raises(UserError, match=rf"^width_mult must be a positive number such as 1\.0 or 0\.5, "
+                                                rf"not {bad!r}\.$"):
+                create(name, 10, 3, 32, width_mult=bad)
+        with pytest.raises(UserError, match=rf"^width_mult {tiny} leaves {re.escape(layer)} of .* with no channels: "
+                                            r"use at least 0\.\d+\.$") as error:
+            create(name, 10, 3, 32, width_mult=tiny)
+        minimum = float(str(error.value).rsplit(" ", 1)[-1].rstrip("."))
+        create(name, 10, 3, 32, width_mult=minimum)  # the advice holds: the narrowest layer keeps one channel
+
+    return check

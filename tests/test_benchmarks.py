@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,6 +21,55 @@ def test_eval_batch_benchmark_reports_every_model_and_batch(tmp_path):
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(report_file.read_text())
     rows = [(row["model"], row["batch"]) for row in report["results"]]
-    assert rows == [(model, batch) for model in ("lenet5", "resnet18", "resnet18 width=16") for batch in (4, 8)]
+    assert rows == [(model, batch) for model in ("lenet5", "resnet18", "resnet18 width_mult=0.25") for batch in (4, 8)]
     assert all(row["images_per_second"] > 0 for row in report["results"])
     assert report["threads"] >= 1 and report["repeats"] == 1
+
+
+def test_precision_benchmark_reports_both_precisions(tmp_path):
+    report_file = tmp_path / "precision.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--models", "nin", "lenet5", "--steps", "1",
+               "--repeats", "1", "--epoch-subset", "128", "--subset", "128", "--epochs", "1", "--seeds", "2",
+               "--out", str(report_file)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert [row["model"] for row in report["steps"]] == ["nin", "lenet5"]
+    assert report["steps"][0]["options"]["width_mult"] < 1  # the chapter's cpu preset, not the paper's width
+    assert all(row["fp32_images_per_second"] > 0 and row["bf16_images_per_second"] > 0 for row in report["steps"])
+    expected = "bf16" if report["native_bf16"] else "fp32"
+    assert report["epoch"]["fp32"]["precision"] == "fp32" and report["epoch"]["bf16"]["precision"] == expected
+    assert [(row["seed"], row["precision"]) for row in report["accuracy"]] == [
+        (0, "fp32"), (0, expected), (1, "fp32"), (1, expected)]
+
+
+@pytest.mark.slow
+def test_reference_gpu_script_dry_run_on_the_cpu(tmp_path):
+    # The script a GPU session runs in one call: its --smoke path on 256 CIFAR-10 images, one epoch per network.
+    command = [sys.executable, str(ROOT / "benchmarks" / "reference_gpu.py"), "--smoke", "--device", "cpu",
+               "--out", str(tmp_path)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "reference_runs.csv")
+    chapters = ["06_resnet", "04_vgg", "07_densenet", "05_googlenet", "02_alexnet", "03_nin",
+                "08_mobilenet_efficientnet", "08_mobilenet_efficientnet_efficientnet_b0"]
+    assert list(table["chapter"]) == chapters
+    assert list(table.columns) == ["chapter", "model", "dataset", "test_accuracy", "train_seconds", "epochs", "device",
+                                   "images_per_second", "anchor"]
+    assert (table["epochs"] == 1).all() and table["test_accuracy"].between(0, 1).all()
+    assert table.set_index("model").loc["resnet18", "anchor"].startswith("kuangliu/pytorch-cifar ResNet18 93.02 %")
+    for chapter in chapters:
+        metrics = json.loads((tmp_path / "gpu" / f"{chapter}.json").read_text())
+        assert metrics["config"]["model_options"]["width_mult"] == 0.125 and metrics["train_images"] == 256
+    assert json.loads((tmp_path / "gpu" / "benchmark-throughput-resnet18.json").read_text())["images_per_second"]
+    log = json.loads((tmp_path / "gpu" / "reference_log.json").read_text())
+    assert log["throughput"] == 0 and [run["status"] for run in log["runs"]] == ["ok"] * 8
+
+
+def test_reference_gpu_epochs_fit_the_budget():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from reference_gpu import fitted_epochs
+
+    assert fitted_epochs(30, budget=60, images_per_second=50_000, train_images=50_000) == 30  # fits: the preset's
+    assert fitted_epochs(30, budget=60, images_per_second=10_000, train_images=50_000) == 12  # cut to the budget
+    assert fitted_epochs(30, budget=1, images_per_second=100, train_images=50_000) == 1  # never below one epoch

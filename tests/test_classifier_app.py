@@ -23,7 +23,8 @@ NOW = datetime.datetime.now(datetime.timezone.utc)
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A LeNet-5 trained for one epoch on 300 of scikit-learn's digits (no files needed)."""
-    from cnnlib.train import TrainConfig, train
+    from cnnlib.config import TrainConfig
+    from cnnlib.train import train
 
     out = tmp_path_factory.mktemp("lenet5-digits")
     train(TrainConfig(model="lenet5", dataset="digits", subset=300, epochs=1, device="cpu", out=str(out),

@@ -56,7 +56,8 @@ def _free_port() -> int:
 def lab(tmp_path):
     """JupyterLab serving a copy of the notebook whose parameters point at a freshly trained
     checkpoint; yields the notebook's URL."""
-    from cnnlib.train import TrainConfig, train
+    from cnnlib.config import TrainConfig
+    from cnnlib.train import train
 
     run = tmp_path / "run"
     train(TrainConfig(model="lenet5", dataset="digits", subset=300, epochs=1, device="cpu", out=str(run),

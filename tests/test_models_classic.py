@@ -175,6 +175,50 @@ def test_unknown_variant_is_a_user_error(name, label):
     assert str(error.value) == f"Unknown {label} variant 'caffe': choose 'paper' or 'torchvision'."
 
 
+# --- width_mult (MobileNetV1 Sec. 3.3, MobileNetV2 Sec. 6.1) --------------------------------
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_half_width_costs_a_quarter_of_the_convolution_macs(name, half_width_conv_macs_ratio):
+    # The first convolution is left out: its input is the image's 3 channels, which width_mult does
+    # not scale, so its MACs halve instead (AlexNet's conv1 alone would put the total 16 % above ¼).
+    assert half_width_conv_macs_ratio(name, lambda conv, index: index > 0) == pytest.approx(1 / 4, rel=0.10)
+
+
+@pytest.mark.parametrize("name, options, widths", [
+    ("alexnet", {}, {"features.0": 48, "features.4": 128, "features.8": 192, "classifier.0": 2048}),
+    ("alexnet", {"variant": "torchvision"}, {"features.0": 32, "features.3": 96, "classifier.1": 2048}),
+    ("nin", {}, {"features.mlpconv1.0": 48, "features.mlpconv4.2": 512, "features.mlpconv4.4": 1000}),
+    ("vgg16", {}, {"features.0": 32, "features.28": 256, "classifier.0": 2048, "classifier.6": 1000}),
+    ("googlenet", {}, {"conv1.conv": 32, "conv3.conv": 96, "inception3a.branch3.0.conv": 8,
+                       "inception5b.branch2.1.conv": 192, "aux1.conv.conv": 64, "aux1.fc1": 512}),
+])
+def test_half_width_halves_every_layer_but_the_class_outputs(name, options, widths):
+    model = on_meta(name, IMAGENET_SIDE.get(name, 224), width_mult=0.5, **options)
+    for layer, channels in widths.items():
+        module = model.get_submodule(layer)
+        assert getattr(module, "out_channels", getattr(module, "out_features", None)) == channels, layer
+
+
+def test_alexnet_paper_width_keeps_whole_channels_per_tower():
+    model = build("alexnet", 32, width_mult=0.3)  # 96 × 0.3 = 28.8: 14 + 14 kernels, one tower each
+    assert [conv.out_channels for conv in model.features if isinstance(conv, nn.Conv2d)] == [28, 76, 116, 116, 76]
+
+
+@pytest.mark.parametrize("name, tiny, layer", [
+    ("alexnet", 0.001, "conv1"), ("nin", 0.001, "mlpconv1 conv3"), ("vgg11", 0.001, "conv1"),
+    ("vgg19_bn", 0.001, "conv1"), ("googlenet", 0.01, "ch5x5_reduce of inception3a"),
+])
+def test_width_mult_errors(name, tiny, layer, assert_width_mult_errors):
+    assert_width_mult_errors(name, tiny, layer)
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_cli_summary_at_a_quarter_width(name, run_cli):
+    status, out, err = run_cli("summary", "--model", name, "--model-option", "width_mult=0.25")
+    assert status == 0, err
+    assert "Conv2d" in out
+
+
 # --- torchvision's model cards and weights ---------------------------------------------------
 
 CARDS = [

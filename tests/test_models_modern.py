@@ -420,7 +420,7 @@ def test_zero_init_residual_makes_every_unit_an_identity(cifar_batch):
      "Unknown init 'he' for DenseNet-121: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
     ("resnet50", {"stride_on": "1x3"}, "Unknown stride_on '1x3': choose one of '1x1', '3x3'."),
     ("resnet18", {"small_input": "yes"}, "Unknown small_input 'yes': choose one of None, True, False."),
-    ("mobilenet_v2", {"width_mult": 0}, "width_mult 0 must be a positive number, e.g. 1.0 or 0.5."),
+    ("mobilenet_v2", {"width_mult": 0}, "width_mult must be a positive number such as 1.0 or 0.5, not 0."),
     ("mobilenet_v2", {"dropout": 1.0}, "dropout 1.0 must be a probability in [0, 1), e.g. 0.2."),
     ("efficientnet_b0", {"stochastic_depth": -0.1},
      "stochastic_depth -0.1 must be a probability in [0, 1), e.g. 0.2."),
@@ -455,8 +455,8 @@ def test_general_resnet_constructor_builds_other_depths(cifar_batch):
 
 @pytest.mark.parametrize("name, stage_channels", [("resnet18", [16, 32, 64, 128]),
                                                   ("resnet50", [64, 128, 256, 512])])
-def test_resnet_width_scales_every_stage_and_a_sixteenth_of_the_macs(name, stage_channels, cifar_batch):
-    narrow, full = build(name, 32, width=16).eval(), build(name, 32).eval()
+def test_resnet_quarter_width_scales_every_stage_and_a_sixteenth_of_the_macs(name, stage_channels, cifar_batch):
+    narrow, full = build(name, 32, width_mult=0.25).eval(), build(name, 32).eval()
     assert narrow.conv1.conv.out_channels == 16
     assert [stage[-1].branch[-1].conv.out_channels for stage in
             (narrow.conv2_x, narrow.conv3_x, narrow.conv4_x, narrow.conv5_x)] == stage_channels
@@ -466,9 +466,74 @@ def test_resnet_width_scales_every_stage_and_a_sixteenth_of_the_macs(name, stage
     assert 1 / 16 <= narrow_macs / full_macs < 1.05 / 16
     with torch.no_grad():
         assert narrow(cifar_batch[0]).shape == (len(cifar_batch[0]), 10)
-    with pytest.raises(UserError) as error:
-        build(name, 32, width=0)
-    assert str(error.value) == "ResNet width 0 must be a positive number of channels, e.g. 64 (Table 1) or 16."
+
+
+# --- width_mult (MobileNetV1 Sec. 3.3, MobileNetV2 Sec. 6.1) --------------------------------
+
+MOBILE = ("mobilenet_v2", "efficientnet_b0")
+
+
+def _dense_after_the_stem(name: str):
+    """Which convolutions should cost a quarter at half width. The first one is left out: its
+    input is the image's 3 channels, so its MACs halve. So are depthwise convolutions (one input
+    channel per output: MACs linear in the width) and MobileNetV2's last 1×1 convolution, which
+    keeps its 1280 channels below width 1 (Sec. 6.1)."""
+    def keep(conv: nn.Module, index: int) -> bool:
+        head = name == "mobilenet_v2" and conv.out_channels == 1280
+        return index > 0 and (conv.groups == 1 or conv.groups < conv.in_channels) and not head
+
+    return keep
+
+
+@pytest.mark.parametrize("name", MODERN)
+def test_half_width_costs_a_quarter_of_the_convolution_macs(name, half_width_conv_macs_ratio):
+    # make_divisible rounds the mobile networks' early widths up by a third at half width
+    # (24 × 0.5 = 12 → 16, 40 × 0.5 = 20 → 24, both at high resolution): 12 % above ¼ there.
+    tolerance = 0.15 if name in MOBILE else 0.10
+    assert half_width_conv_macs_ratio(name, _dense_after_the_stem(name)) == pytest.approx(1 / 4, rel=tolerance)
+
+
+def test_densenet_width_scales_the_growth_rate_and_what_follows_from_it():
+    model = on_meta("densenet121", width_mult=0.5)
+    assert model.features.conv0.conv.out_channels == 32  # 2k, k = 16
+    first = model.features.denseblock1[0]
+    assert (first[0].conv.out_channels, first[1].conv.out_channels) == (64, 16)  # 4k, k
+    assert model.classifier.in_features == 512  # 1024 at full width
+
+
+def test_efficientnet_width_multiplier_matches_torchvision():
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+    settings, last_channel = _efficientnet_conf("efficientnet_b0", width_mult=0.5, depth_mult=1.0)
+    with torch.device("meta"):
+        theirs = EfficientNet(settings, dropout=0.2, last_channel=last_channel).eval()
+    ours = on_meta("efficientnet_b0", width_mult=0.5)
+    assert count_params(ours) == count_params(theirs)
+    assert count_macs(ours) == pytest.approx(count_macs(theirs))
+
+
+@pytest.mark.parametrize("name, tiny, layer", [
+    ("resnet18", 0.001, "conv1"), ("resnet50", 0.005, "conv1"), ("densenet121", 0.01, "the growth rate k"),
+])
+def test_width_mult_errors(name, tiny, layer, assert_width_mult_errors):
+    assert_width_mult_errors(name, tiny, layer)
+
+
+@pytest.mark.parametrize("name", MOBILE)
+def test_mobile_networks_never_round_a_layer_below_eight_channels(name):
+    with pytest.raises(UserError, match="^width_mult must be a positive number such as 1.0 or 0.5, not -1.$"):
+        build(name, 32, width_mult=-1)
+    model = build(name, 32, width_mult=0.001)
+    assert min(conv.out_channels for conv in model.modules() if isinstance(conv, nn.Conv2d)) >= 1
+    assert min(conv.out_channels for conv in model.modules()
+               if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.groups == 1) == 8
+
+
+@pytest.mark.parametrize("name", MODERN)
+def test_cli_summary_at_a_quarter_width(name, run_cli):
+    status, out, err = run_cli("summary", "--model", name, "--model-option", "width_mult=0.25")
+    assert status == 0, err
+    assert "Conv2d" in out
 
 
 # --- torch.compile ---------------------------------------------------------------------------
@@ -482,3 +547,17 @@ def test_torch_compile_matches_eager():
         eager = model(x)
         compiled = torch.compile(model)(x)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, final_side", [("densenet121", 2), ("efficientnet_b0", 2)])
+def test_stem_stride_two_quarters_the_work_of_the_small_input_form(name, final_side):
+    base = layer_table(create(name, num_classes=10, input_size=32, width_mult=0.5), (3, 32, 32))
+    strided = layer_table(create(name, num_classes=10, input_size=32, width_mult=0.5, stem_stride=2), (3, 32, 32))
+    assert strided.attrs["total_params"] == base.attrs["total_params"]  # same layers, same weights
+    assert strided.attrs["total_macs"] < 0.3 * base.attrs["total_macs"]
+    maps = [shape for shape in strided["output_shape"] if len(shape) == 3 and shape[1] > 1]
+    assert maps[-1][1:] == (final_side, final_side)  # the last feature map before the global pool
+    with pytest.raises(UserError, match="stem_stride 3: choose one of 1, 2"):
+        create(name, num_classes=10, input_size=32, stem_stride=3)
+    with pytest.raises(UserError, match="leave it at 1 for the ImageNet form"):
+        create(name, num_classes=10, input_size=224, stem_stride=2)

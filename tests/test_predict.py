@@ -30,7 +30,8 @@ def mnist(data_root):
 @pytest.fixture(scope="module")
 def checkpoint(data_root, tmp_path_factory) -> Path:
     """A LeNet-5 trained briefly (2 epochs on 2,000 MNIST training images)."""
-    from cnnlib.train import TrainConfig, train
+    from cnnlib.config import TrainConfig
+    from cnnlib.train import train
 
     out = tmp_path_factory.mktemp("lenet5-mnist")
     train(TrainConfig(model="lenet5", dataset="mnist", data_root=str(data_root), subset=2000, epochs=2,

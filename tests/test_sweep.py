@@ -14,7 +14,8 @@ import pytest
 from cnnlib.cli import main
 from cnnlib.errors import UserError
 from cnnlib.sweep import plan, sweep, sweep_settings
-from cnnlib.train import TrainConfig, train
+from cnnlib.config import TrainConfig
+from cnnlib.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "notebooks" / "01_lenet5.ipynb"
@@ -90,6 +91,8 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path):
                                               "model, dataset, data_root"),
         (["--grid", "seed=1,2", "--repeats", "3"], "--repeats sets the seeds 0..N-1 itself"),
         (["--grid", "option.width=2,3"], "Model 'lenet5' has no option 'width': its options are"),
+        (["--grid", "lr=0.1", "--address", "head:6379"], "--address is for --executor ray"),
+        (["--grid", "lr=0.1", "--executor", "ray", "--jobs", "2"], "--jobs is for --executor local"),
     ],
 )
 def test_bad_grids_are_rejected_before_anything_runs(capsys, tmp_path, argv, message):

@@ -14,7 +14,11 @@ import torch
 from cnnlib import UserError
 from cnnlib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnlib.data import load_dataset
-from cnnlib.train import TrainConfig, augment, evaluate_checkpoint, lr_factor, train
+from cnnlib.augment import augment
+from cnnlib.config import TrainConfig
+from cnnlib.evaluate import evaluate_checkpoint
+from cnnlib.optim import lr_factor
+from cnnlib.train import train
 
 FAST = dict(model="lenet5", dataset="digits", device="cpu", progress=False)
 
@@ -113,14 +117,14 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
     import cnnlib.train as training
 
-    real_prepare = training._prepare
+    real_batch = training.training_batch
     checkpoint = tmp_path / "checkpoint.pt"
 
-    def poisoned_after_first_epoch(data, x, channels_last):
-        prepared = real_prepare(data, x, channels_last)
-        return prepared * float("nan") if checkpoint.exists() else prepared
+    def poisoned_after_first_epoch(*args):
+        x, y = real_batch(*args)
+        return (x * float("nan") if checkpoint.exists() else x), y
 
-    monkeypatch.setattr(training, "_prepare", poisoned_after_first_epoch)
+    monkeypatch.setattr(training, "training_batch", poisoned_after_first_epoch)
     with pytest.raises(UserError, match=r"NaN or infinite at epoch 2, step 1 \(lr 0\.05\): lower the learning rate, "
                                         r"e\.g\. --lr 0\.005; the last good checkpoint .* after epoch 1\) is kept"):
         train(TrainConfig(**FAST, epochs=3, out=str(tmp_path)))
@@ -160,7 +164,7 @@ def test_bad_settings_are_one_sentence_errors():
 
 
 def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_result():
-    from cnnlib.train import default_eval_batch_size, evaluate
+    from cnnlib.evaluate import default_eval_batch_size, evaluate
 
     assert default_eval_batch_size(torch.device("cpu")) == 64
     assert default_eval_batch_size(torch.device("cuda")) == 1024
@@ -194,7 +198,7 @@ def test_the_other_losses_learn_digits(tmp_path, loss):
 
 
 def test_probability_mse_is_the_brier_score():
-    from cnnlib.train import ProbabilityMSE
+    from cnnlib.optim import ProbabilityMSE
 
     # Softmax of (0, 0) is (1/2, 1/2); of (log 3, 0) is (3/4, 1/4).
     logits, target = torch.tensor([[0.0, 0.0], [float(torch.log(torch.tensor(3.0))), 0.0]]), torch.tensor([0, 1])
@@ -231,3 +235,25 @@ def test_ema_tta_label_smoothing_and_clipping_run_and_are_recorded(tmp_path):
     report = evaluate_checkpoint(tmp_path / "checkpoint.pt", device="cpu")
     assert report["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
     assert result.metrics["test_accuracy"] > 0.5
+
+
+def test_bf16_autocast_where_the_cpu_has_it_and_the_precision_is_recorded(tmp_path):
+    from cnnlib.device import autocast, cpu_has_native_bf16
+
+    native = cpu_has_native_bf16()
+    conv, x = torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8)
+    with autocast(torch.device("cpu"), True):
+        assert conv(x).dtype == (torch.bfloat16 if native else torch.float32)
+    with autocast(torch.device("cpu"), False):
+        assert conv(x).dtype == torch.float32
+    # Colour images: the recipe turns bf16 on; LeNet-5 on digits stays fp32 (no gain at its size).
+    colour = train(TrainConfig(model="nin", dataset="cifar10", subset=64, epochs=1, batch_size=32, device="cpu",
+                               progress=False, model_options={"width_mult": 0.25}, out=str(tmp_path / "colour")))
+    assert colour.config.amp is True
+    assert colour.metrics["precision"] == ("bf16" if native else "fp32")
+    digits = train(TrainConfig(**FAST, epochs=1, out=str(tmp_path / "digits")))
+    assert digits.config.amp is False and digits.metrics["precision"] == "fp32"
+    off = train(TrainConfig(**FAST, epochs=1, amp=False, recipe="cnn-colour", out=str(tmp_path / "off")))
+    assert off.metrics["precision"] == "fp32"
+    with pytest.raises(UserError, match="amp must be True or False"):
+        train(TrainConfig(**FAST, epochs=1, amp="yes", out=str(tmp_path / "bad")))

@@ -11,6 +11,7 @@ of other sources are the constants below, labelled as quoted on the page.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 
@@ -46,19 +47,36 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def has_aux_heads(name: str) -> bool:
+    """Whether the model's builder takes ``aux_logits`` (training-only auxiliary classifiers, GoogLeNet's)."""
+    return "aux_logits" in inspect.signature(models.spec(name).builder).parameters
+
+
 def costs() -> list[dict]:
-    """Parameters and MACs of every registered model, at its paper's input and at CIFAR-10's 32×32."""
+    """Parameters and MACs of every registered model, at its paper's input and at CIFAR-10's 32×32.
+
+    The counts are those of the inference network: a model with auxiliary classifiers (GoogLeNet) is built with
+    ``aux_logits=False``, as it is deployed (the heads are dropped after training, §5 of its paper); the heads'
+    own parameters, which exist only in training, are ``paper_aux_params`` and ``cifar_aux_params`` (0 elsewhere).
+    """
     rows = []
     for name in models.names():
         spec = models.spec(name)
         paper_classes = 10 if spec.paper_input[1] <= 64 else 1000
-        paper = layer_table(models.create(name, num_classes=paper_classes, input_size=spec.paper_input[1:]),
-                            spec.paper_input).attrs
         side = spec.input_size_for(32)
-        cifar = layer_table(models.create(name, num_classes=10, in_channels=3, input_size=side), (3, side, side)).attrs
-        rows.append({"name": name, "paper_input": spec.paper_input, "paper_classes": paper_classes,
-                     "paper_params": paper["total_params"], "paper_macs": paper["total_macs"],
-                     "cifar_side": side, "cifar_params": cifar["total_params"], "cifar_macs": cifar["total_macs"]})
+        forms = {"paper": (paper_classes, spec.paper_input[0], spec.paper_input[1:], spec.paper_input),
+                 "cifar": (10, 3, side, (3, side, side))}
+        row = {"name": name, "paper_input": spec.paper_input, "paper_classes": paper_classes, "cifar_side": side}
+        for form, (classes, channels, input_size, shape) in forms.items():
+            options = {"aux_logits": False} if has_aux_heads(name) else {}
+            kwargs = {"num_classes": classes, "input_size": input_size}
+            if form == "cifar":
+                kwargs["in_channels"] = channels
+            table = layer_table(models.create(name, **kwargs, **options), shape).attrs
+            row[f"{form}_params"], row[f"{form}_macs"] = table["total_params"], table["total_macs"]
+            row[f"{form}_aux_params"] = (sum(p.numel() for p in models.create(name, **kwargs).parameters())
+                                         - table["total_params"]) if options else 0
+        rows.append(row)
     return rows
 
 
@@ -100,6 +118,17 @@ def plot_cifar_costs(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def aux_note(rows: list[dict]) -> str:
+    """The sentence under the cost table on the auxiliary classifiers left out of its counts."""
+    with_aux = [row for row in rows if row["paper_aux_params"] or row["cifar_aux_params"]]
+    if not with_aux:
+        return ""
+    parts = [f"{row['name']}'s two auxiliary classifiers add {row['paper_aux_params']:,} parameters at the paper's "
+             f"input and {row['cifar_aux_params']:,} in the CIFAR-10 form" for row in with_aux]
+    return ("\nThe parameters and MACs are those of the network used for inference. " + "; ".join(parts)
+            + ": they exist only in training and are dropped afterwards, so they are not in the table.\n")
+
+
 def page(rows: list[dict], measured: list[tuple[str, dict]]) -> str:
     cost_rows = [[row["name"], "×".join(map(str, row["paper_input"])), row["paper_params"],
                   round(row["paper_macs"] / 1e6, 1), f"{row['cifar_side']}×{row['cifar_side']}", row["cifar_params"],
@@ -125,6 +154,7 @@ for CIFAR-10 (10 classes; the small-input forms of the modern networks, see each
 multiply–accumulates of one forward pass of one image.
 
 {markdown_table(["model", "paper input", "params", "MACs (M)", "CIFAR-10 input", "params", "MACs (M)"], cost_rows)}
+{aux_note(rows)}
 
 ```{{figure}} figures/{FIGURE}
 :name: fig-comparison-costs

@@ -27,6 +27,11 @@ conv1 becomes 3×3 stride 1 padding 1 with the same number of kernels; everythin
 including the three overlapping pools, is unchanged, so 32 → 15 → 7 → 3 and 28 → 13 → 6 → 2
 before fc6.
 
+WIDTH (``width_mult``, default 1.0: the paper's network): the width multiplier of MobileNetV1
+(Howard et al. 2017, Sec. 3.3) and MobileNetV2 (Sandler et al. 2018, Sec. 6.1) scales the kernels
+of every convolution and the 4096 units of fc6 and fc7, rounded to whole channels; in the paper's
+variant every layer is split over the two GPUs (§3.2), so it is rounded to whole channels per tower.
+
 Initialisation (``init``): ``"paper"`` is §5: weights N(0, 0.01²), biases 1 in conv2, conv4,
 conv5 and the hidden fully connected layers (to give the ReLUs positive inputs early), 0 in
 the others. See :mod:`cnnlib.models.init` for the other schemes.
@@ -41,7 +46,7 @@ from torch import nn
 
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import use_small_input
+from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
 from cnnlib.models.init import initialiser, normal_init, weighted_layers
 
 
@@ -83,6 +88,7 @@ SMALL_STEM = {"kernel_size": 3, "stride": 1, "padding": 1}
 HIDDEN_UNITS = 4096  # fc6, fc7 (§3.5)
 DROPOUT = 0.5  # §4.2
 TORCHVISION_POOLED_SIDE = 6
+TOWERS = {"paper": 2, "torchvision": 1}  # §3.2: each layer's kernels are split over two GPUs
 
 
 def response_norm() -> nn.LocalResponseNorm:
@@ -129,11 +135,11 @@ def _features(layers: tuple[ConvLayer, ...], in_channels: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def _classifier(in_features: int, num_classes: int, dropout_first: bool) -> nn.Sequential:
-    """fc6, fc7 (4096, ReLU, dropout 0.5) and fc8. The paper drops the outputs of fc6 and fc7
-    (§4.2); torchvision drops the inputs of fc6 and fc7 instead."""
+def _classifier(in_features: int, hidden_units: int, num_classes: int, dropout_first: bool) -> nn.Sequential:
+    """fc6, fc7 (``hidden_units``, 4096 in §3.5, ReLU, dropout 0.5) and fc8. The paper drops the
+    outputs of fc6 and fc7 (§4.2); torchvision drops the inputs of fc6 and fc7 instead."""
     modules: list[nn.Module] = []
-    for width in (HIDDEN_UNITS, HIDDEN_UNITS):
+    for width in (hidden_units, hidden_units):
         hidden = [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
         dropout = nn.Dropout(DROPOUT)
         modules += [dropout, *hidden] if dropout_first else [*hidden, dropout]
@@ -156,11 +162,16 @@ def paper_init(model: nn.Module, layers: tuple[ConvLayer, ...]) -> None:
 @register("alexnet", paper_input=(3, 227, 227),
           summary="AlexNet (Krizhevsky et al. 2012), two towers as groups=2; variant='paper' or 'torchvision'")
 def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "paper",
-            small_input: bool | None = None, init: str = "paper") -> nn.Module:
-    """AlexNet for ``num_classes`` classes; see the module docstring for the variants and forms."""
+            small_input: bool | None = None, width_mult: float = 1.0, init: str = "paper") -> nn.Module:
+    """AlexNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     if variant not in ("paper", "torchvision"):
         raise UserError(f"Unknown AlexNet variant {variant!r}: choose 'paper' or 'torchvision'.")
     layers = PAPER_LAYERS if variant == "paper" else TORCHVISION_LAYERS
+    towers = TOWERS[variant]
+    check_width_mult(width_mult, "alexnet", {f"conv{index}": layer.out_channels
+                                             for index, layer in enumerate(layers, start=1)}, divisor=towers)
+    layers = tuple(replace(layer, out_channels=scale_channels(layer.out_channels, width_mult, towers))
+                   for layer in layers)
     initialise = initialiser(init, paper=lambda model: paper_init(model, layers), model_name="AlexNet")
     if use_small_input(input_size, small_input):
         layers = (replace(layers[0], **SMALL_STEM), *layers[1:])
@@ -172,7 +183,8 @@ def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], 
         # Sized for the input; an input too small still builds, and create() names the layer.
         height, width = (max(_side_after_features(side, layers), 1) for side in input_size)
     model = AlexNet(_features(layers, in_channels), avgpool,
-                    _classifier(layers[-1].out_channels * height * width, num_classes,
+                    _classifier(layers[-1].out_channels * height * width,
+                                scale_channels(HIDDEN_UNITS, width_mult, towers), num_classes,
                                 dropout_first=variant == "torchvision"))
     initialise(model)
     return model

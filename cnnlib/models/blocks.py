@@ -1,5 +1,5 @@
 """Building blocks and options shared by the modern networks (ResNet, DenseNet,
-MobileNetV2, EfficientNet).
+MobileNetV2, EfficientNet), and the options every network but LeNet-5 shares.
 
 * :class:`ConvBNAct`: convolution, batch normalisation (Ioffe & Szegedy 2015) and an
   optional activation: the unit every one of these papers is built from.
@@ -13,12 +13,19 @@ MobileNetV2, EfficientNet).
   :func:`he_normal_convs`, the convolution part of their ``init="paper"`` (the ``init``
   option itself is :func:`cnnlib.models.init.initialiser`); :func:`check_choice` and
   :func:`check_probability` give the error messages of option values.
+* ``width_mult``, the width multiplier of MobileNetV1 (Howard et al. 2017, Sec. 3.3) and
+  MobileNetV2 (Sandler et al. 2018, Sec. 6.1): every layer's channels times ``width_mult``
+  (1.0 is the paper's network), depth, kernels and strides unchanged. :func:`scale_channels`
+  rounds to whole channels (AlexNet, NiN, VGG, GoogLeNet, ResNet, DenseNet),
+  :func:`make_divisible` to multiples of 8 (MobileNetV2, EfficientNet), and
+  :func:`check_width_mult` gives the error messages of both.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -42,6 +49,39 @@ def check_probability(option: str, value: object) -> None:
     """Raise :class:`UserError` unless ``value`` is a probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise UserError(f"{option} {value!r} must be a probability in [0, 1), e.g. 0.2.")
+
+
+def scale_channels(channels: int, width_mult: float, divisor: int = 1) -> int:
+    """``channels`` × ``width_mult`` rounded half up to a whole multiple of ``divisor``: whole
+    channels, or whole channels per group (AlexNet's two towers)."""
+    return divisor * math.floor(channels / divisor * width_mult + 0.5)
+
+
+def make_divisible(channels: float, divisor: int = 8) -> int:
+    """``channels`` rounded to the nearest multiple of ``divisor``, never below ``divisor``
+    nor by more than 10 % (the rule of MobileNetV2's and EfficientNet's code for the width
+    multiplier, torchvision's ``_make_divisible``)."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+def check_width_mult(width_mult: object, model: str, layers: Mapping[str, int] | None = None,
+                     divisor: int = 1) -> None:
+    """Raise :class:`UserError` unless ``width_mult`` is a positive number that leaves each of
+    ``model``'s ``layers`` (name → the paper's channels) at least one channel (``divisor``: one
+    per group) under :func:`scale_channels`. ``layers=None``: no layer can vanish
+    (:func:`make_divisible` never goes below 8)."""
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not 0 < width_mult < math.inf:
+        raise UserError(f"width_mult must be a positive number such as 1.0 or 0.5, not {width_mult!r}.")
+    if not layers:
+        return
+    layer, channels = min(layers.items(), key=lambda named: named[1])
+    if scale_channels(channels, width_mult, divisor) < divisor:
+        exact = divisor / 2 / channels  # the width at which the narrowest layer rounds up to one channel (per group)
+        step = 10.0 ** (math.floor(math.log10(exact)) - 1)
+        minimum = round(math.ceil(exact / step) * step, 12)  # two significant digits, rounded up
+        raise UserError(f"width_mult {width_mult!r} leaves {layer} of {model} with no channels: "
+                        f"use at least {minimum:g}.")
 
 
 def use_small_input(input_size: tuple[int, int], small_input: bool | None) -> bool:

@@ -11,6 +11,11 @@ Details"); a final BN-ReLU precedes the global average pool and the classifier, 
 the authors' code and torchvision. DenseNet-121 has k = 32 and 6, 12, 24, 16 layers in
 its four blocks (Table 1).
 
+``width_mult`` (default 1.0: Table 1's k = 32): the width multiplier of MobileNetV1 (Howard
+et al. 2017, Sec. 3.3) and MobileNetV2 (Sandler et al. 2018, Sec. 6.1) scales the growth
+rate, rounded to whole channels; the stem's 2k, the bottlenecks' 4k and the transitions'
+⌊θm⌋ follow from it, so every layer is ``width_mult`` times as wide.
+
 ``init="paper"``: "the weight initialization introduced by [He et al. 2015]" (Sec. 4.2),
 fan-in, with batch-norm scale 1, shift 0 and a zero classifier bias (torchvision's
 choices where the paper is silent). Also ``"pytorch"``, ``"kaiming"`` and ``"xavier"``.
@@ -19,7 +24,9 @@ SMALL-INPUT FORM (side ≤ 64, or ``small_input=True``): the stem is a 3×3 conv
 stride 1 with 2k channels and there is no max pool, as in the paper's own CIFAR
 DenseNets (Sec. 3: "a convolution with 16 (or twice the growth rate for DenseNet-BC)
 output channels"). The four blocks then run at 1, 1/2, 1/4 and 1/8 of the input side
-(32, 16, 8, 4 on CIFAR-10).
+(32, 16, 8, 4 on CIFAR-10). ``stem_stride=2`` gives that stem convolution a stride of 2, so
+that the blocks run at 16, 8, 4 and 2: a quarter of the work, with the same layers and
+parameters (the chapter's CPU run uses it; the paper's CIFAR networks start at 32).
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, PooledHead, he_normal_convs, use_small_input
+from cnnlib.models.blocks import (ConvBNAct, PooledHead, check_choice, check_width_mult, he_normal_convs,
+                                  scale_channels, use_small_input)
 from cnnlib.models.init import initialiser
 
 # Table 1: layers in dense blocks 1-4.
@@ -86,12 +95,12 @@ class DenseNet(PooledHead):
     """DenseNet-BC (Huang et al. 2017) with ``blocks`` layers per dense block."""
 
     def __init__(self, blocks: Sequence[int], num_classes: int = 1000, in_channels: int = 3,
-                 growth_rate: int = GROWTH_RATE, small_input: bool = False):
+                 growth_rate: int = GROWTH_RATE, small_input: bool = False, stem_stride: int = 1):
         super().__init__()
         channels = 2 * growth_rate
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if small_input:
-            layers["conv0"] = ConvBNAct(in_channels, channels, 3)
+            layers["conv0"] = ConvBNAct(in_channels, channels, 3, stride=stem_stride)
         else:
             layers["conv0"] = ConvBNAct(in_channels, channels, 7, stride=2)
             layers["pool0"] = nn.MaxPool2d(3, stride=2, padding=1)
@@ -118,10 +127,16 @@ def _init_paper(model: nn.Module) -> None:
 @register("densenet121", paper_input=(3, 224, 224),
           summary="DenseNet-121 (Huang et al. 2017): DenseNet-BC, k=32, blocks 6/12/24/16")
 def densenet121(*, num_classes: int, in_channels: int, input_size: tuple[int, int],
-                small_input: bool | None = None, init: str = "paper") -> DenseNet:
+                small_input: bool | None = None, stem_stride: int = 1, width_mult: float = 1.0,
+                init: str = "paper") -> DenseNet:
     """DenseNet-121 (Table 1); see the module docstring for the options."""
+    check_width_mult(width_mult, "densenet121", {"the growth rate k": GROWTH_RATE})
+    check_choice("stem_stride", stem_stride, (1, 2))
     initialise = initialiser(init, paper=_init_paper, model_name="DenseNet-121")
     small = use_small_input(input_size, small_input)
-    model = DenseNet(CONFIGS["densenet121"], num_classes, in_channels, small_input=small)
+    if stem_stride != 1 and not small:
+        raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
+    model = DenseNet(CONFIGS["densenet121"], num_classes, in_channels, scale_channels(GROWTH_RATE, width_mult), small,
+                     stem_stride)
     initialise(model)
     return model

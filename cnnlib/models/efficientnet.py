@@ -15,6 +15,14 @@ stochastic depth with survival probability 0.8 (``stochastic_depth=0.2``), whose
 probability grows linearly from 0 for the first MBConv unit to 0.2·(n−1)/n for the
 last of the n units, as in the authors' code and torchvision.
 
+``width_mult`` (default 1.0: B0): the width multiplier of MobileNetV1 (Howard et al. 2017,
+Sec. 3.3) and MobileNetV2 (Sandler et al. 2018, Sec. 6.1), EfficientNet's own width
+coefficient w of compound scaling (Sec. 3.3, Eq. 3): the stem, every stage's channels and
+the 1280 of the head, each rounded to a multiple of 8
+(:func:`~cnnlib.models.blocks.make_divisible`, the authors' ``round_filters`` and
+torchvision's ``adjust_channels``); the units' expansion and squeeze-and-excitation widths
+follow from them. Depth and resolution stay B0's.
+
 ``init="paper"``: the authors' code (the paper names none): He et al. 2015 normal with
 the fan-out for convolutions, U(±1/√out_features) for the classifier, zero biases,
 batch-norm scale 1 and shift 0. Also ``"pytorch"``, ``"kaiming"`` and ``"xavier"``.
@@ -22,7 +30,9 @@ batch-norm scale 1 and shift 0. Also ``"pytorch"``, ``"kaiming"`` and ``"xavier"
 SMALL-INPUT FORM (side ≤ 64, or ``small_input=True``), as for MobileNetV2: stride 1 in
 the stem convolution (stage 1) and in the first unit of stage 3 (MBConv6, 3×3, 24
 channels), the first stage with stride 2. The network then divides the side by 8
-instead of 32 (32×32 → 4×4).
+instead of 32 (32×32 → 4×4). ``stem_stride=2`` keeps the stem's own stride of 2 (side
+divided by 16, 32×32 → 2×2): a quarter of the work of the first stages, which on a CPU are
+most of the time (the chapter's CPU run uses it).
 """
 
 from __future__ import annotations
@@ -32,9 +42,10 @@ from collections import OrderedDict
 
 from torch import nn
 
+from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, he_normal_convs,
-                                  use_small_input)
+from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_choice, check_probability,
+                                  check_width_mult, he_normal_convs, make_divisible, use_small_input)
 from cnnlib.models.init import initialiser
 
 # Table 1, stages 2-8: MBConv expansion, kernel, stride of the first unit, channels, layers.
@@ -57,16 +68,19 @@ class EfficientNet(PooledHead):
     """EfficientNet-B0 (Tan & Le 2019, Table 1)."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2,
-                 stochastic_depth: float = 0.2, small_input: bool = False):
+                 stochastic_depth: float = 0.2, small_input: bool = False, width_mult: float = 1.0,
+                 stem_stride: int = 1):
         super().__init__()
-        channels = STEM_CHANNELS
+        channels = make_divisible(STEM_CHANNELS * width_mult)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["stage1"] = ConvBNAct(in_channels, channels, 3, stride=1 if small_input else 2, activation=nn.SiLU)
+        layers["stage1"] = ConvBNAct(in_channels, channels, 3, stride=stem_stride if small_input else 2,
+                                     activation=nn.SiLU)
         total_units = sum(stage[-1] for stage in MBCONV_STAGES)
         unit_index = 0
         for stage, (expansion, kernel, stride, out_channels, repeats) in enumerate(MBCONV_STAGES):
             if small_input and stage == SMALL_INPUT_STRIDE_ONE_STAGE:
                 stride = 1
+            out_channels = make_divisible(out_channels * width_mult)
             units = []
             for index in range(repeats):
                 units.append(InvertedResidual(
@@ -77,10 +91,11 @@ class EfficientNet(PooledHead):
                 channels = out_channels
                 unit_index += 1
             layers[f"stage{stage + 2}"] = nn.Sequential(*units)
-        layers["stage9"] = ConvBNAct(channels, HEAD_CHANNELS, 1, activation=nn.SiLU)
+        head_channels = make_divisible(HEAD_CHANNELS * width_mult)
+        layers["stage9"] = ConvBNAct(channels, head_channels, 1, activation=nn.SiLU)
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(HEAD_CHANNELS, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes))
 
 
 def _init_paper(model: nn.Module) -> None:
@@ -95,12 +110,17 @@ def _init_paper(model: nn.Module) -> None:
 @register("efficientnet_b0", paper_input=(3, 224, 224),
           summary="EfficientNet-B0 (Tan & Le 2019): MBConv with squeeze-excitation, SiLU, stochastic depth")
 def efficientnet_b0(*, num_classes: int, in_channels: int, input_size: tuple[int, int], dropout: float = 0.2,
-                    stochastic_depth: float = 0.2, small_input: bool | None = None,
-                    init: str = "paper") -> EfficientNet:
+                    stochastic_depth: float = 0.2, small_input: bool | None = None, stem_stride: int = 1,
+                    width_mult: float = 1.0, init: str = "paper") -> EfficientNet:
     """EfficientNet-B0 (Table 1); see the module docstring for the options."""
+    check_choice("stem_stride", stem_stride, (1, 2))
+    check_width_mult(width_mult, "efficientnet_b0")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
     check_probability("stochastic_depth", stochastic_depth)
     initialise = initialiser(init, paper=_init_paper, model_name="EfficientNet-B0")
-    model = EfficientNet(num_classes, in_channels, dropout, stochastic_depth, use_small_input(input_size, small_input))
+    small = use_small_input(input_size, small_input)
+    if stem_stride != 1 and not small:
+        raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
+    model = EfficientNet(num_classes, in_channels, dropout, stochastic_depth, small, width_mult, stem_stride)
     initialise(model)
     return model

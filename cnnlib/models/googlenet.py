@@ -34,13 +34,19 @@ the rest is unchanged, so 32 → 16 → 8 → 4 for the Inception stages 3, 4 an
 auxiliary pools see 8×8 maps (2×2 after pooling). kuangliu's GoogLeNet drops the whole stem
 and runs stage 3 at 32×32, four times the computation of this form.
 
+WIDTH (``width_mult``, default 1.0: Table 1's network): the width multiplier of MobileNetV1
+(Howard et al. 2017, Sec. 3.3) and MobileNetV2 (Sandler et al. 2018, Sec. 6.1) scales the channels
+of the stem's three convolutions, every branch of every Inception module (Table 1's six columns),
+and the auxiliary heads' 128-channel convolution and 1024-unit layer (§5), each rounded to whole
+channels; kernels, strides and the modules' structure stay the paper's.
+
 Initialisation (``init``): the paper does not state one; ``"paper"`` (and ``"xavier"``) is the
 Glorot-uniform initialisation of the time (and of the BVLC Caffe reproduction), zero biases.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 
 import torch
@@ -48,7 +54,7 @@ from torch import nn
 
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import use_small_input
+from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
 from cnnlib.models.init import initialiser, xavier_init
 
 
@@ -67,6 +73,10 @@ class InceptionWidths:
     def out_channels(self) -> int:
         return self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
 
+    def scaled(self, width_mult: float) -> InceptionWidths:
+        """Every branch ``width_mult`` times as wide, in whole channels."""
+        return InceptionWidths(**{column: scale_channels(width, width_mult) for column, width in asdict(self).items()})
+
 
 # Table 1: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
 INCEPTION = {
@@ -81,6 +91,7 @@ INCEPTION = {
     "5b": InceptionWidths(384, 192, 384, 48, 128, 128),
 }
 
+STEM_CHANNELS = {"conv1": 64, "conv2": 64, "conv3": 192}  # Table 1: 7×7/2, 1×1 reduce, 3×3
 AUX_WEIGHT = 0.3  # §5
 AUX_CHANNELS, AUX_UNITS, AUX_DROPOUT = 128, 1024, 0.7  # §5
 AUX_POOL, AUX_POOL_STRIDE = 5, 3  # §5: 5×5 average pool, stride 3
@@ -153,7 +164,8 @@ class Inception(nn.Module):
 class AuxiliaryClassifier(nn.Module):
     """§5: average pool, 1×1 conv (128) + ReLU, FC 1024 + ReLU, dropout 0.7, linear."""
 
-    def __init__(self, in_channels: int, num_classes: int, variant: Variant, input_side: tuple[int, int]):
+    def __init__(self, in_channels: int, num_classes: int, variant: Variant, input_side: tuple[int, int],
+                 width_mult: float = 1.0):
         super().__init__()
         if variant.aux_adaptive_side is None:
             self.pool: nn.Module = nn.AvgPool2d(AUX_POOL, AUX_POOL_STRIDE, ceil_mode=True)
@@ -163,10 +175,11 @@ class AuxiliaryClassifier(nn.Module):
         else:
             self.pool = nn.AdaptiveAvgPool2d(variant.aux_adaptive_side)
             area = variant.aux_adaptive_side**2
-        self.conv = ConvBlock(in_channels, AUX_CHANNELS, 1, batch_norm=variant.batch_norm)
-        self.fc1 = nn.Linear(AUX_CHANNELS * area, AUX_UNITS)
+        channels, units = scale_channels(AUX_CHANNELS, width_mult), scale_channels(AUX_UNITS, width_mult)
+        self.conv = ConvBlock(in_channels, channels, 1, batch_norm=variant.batch_norm)
+        self.fc1 = nn.Linear(channels * area, units)
         self.dropout = nn.Dropout(AUX_DROPOUT)
-        self.fc2 = nn.Linear(AUX_UNITS, num_classes)
+        self.fc2 = nn.Linear(units, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.conv(self.pool(x)), 1)
@@ -179,20 +192,23 @@ class GoogLeNet(nn.Module):
     aux_weight = AUX_WEIGHT
 
     def __init__(self, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: Variant,
-                 small: bool, aux_logits: bool):
+                 small: bool, aux_logits: bool, width_mult: float = 1.0):
         super().__init__()
         block = partial(ConvBlock, batch_norm=variant.batch_norm)
         norm = partial(nn.LocalResponseNorm, 5, alpha=1e-4, beta=0.75, k=1.0) if variant.response_norm else nn.Identity
         pool = partial(nn.MaxPool2d, stride=2, ceil_mode=True)
-        self.conv1 = block(in_channels, 64, 3, padding=1) if small else block(in_channels, 64, 7, stride=2, padding=3)
+        stem = {name: scale_channels(channels, width_mult) for name, channels in STEM_CHANNELS.items()}
+        inception = {name: widths.scaled(width_mult) for name, widths in INCEPTION.items()}
+        self.conv1 = (block(in_channels, stem["conv1"], 3, padding=1) if small
+                      else block(in_channels, stem["conv1"], 7, stride=2, padding=3))
         self.maxpool1 = nn.Identity() if small else pool(3)
         self.norm1 = norm()
-        self.conv2 = block(64, 64, 1)
-        self.conv3 = block(64, 192, 3, padding=1)
+        self.conv2 = block(stem["conv1"], stem["conv2"], 1)
+        self.conv3 = block(stem["conv2"], stem["conv3"], 3, padding=1)
         self.norm2 = norm()
         self.maxpool2 = pool(3)
-        in_channels = 192
-        for name, widths in INCEPTION.items():
+        in_channels = stem["conv3"]
+        for name, widths in inception.items():
             setattr(self, f"inception{name}", Inception(in_channels, widths, variant))
             in_channels = widths.out_channels
         self.maxpool3 = pool(3)
@@ -201,8 +217,8 @@ class GoogLeNet(nn.Module):
         self.aux2: AuxiliaryClassifier | None = None
         if aux_logits:
             side_4a = (_side_at_4a(input_size[0], small), _side_at_4a(input_size[1], small))
-            self.aux1 = AuxiliaryClassifier(INCEPTION["4a"].out_channels, num_classes, variant, side_4a)
-            self.aux2 = AuxiliaryClassifier(INCEPTION["4d"].out_channels, num_classes, variant, side_4a)
+            self.aux1 = AuxiliaryClassifier(inception["4a"].out_channels, num_classes, variant, side_4a, width_mult)
+            self.aux2 = AuxiliaryClassifier(inception["4d"].out_channels, num_classes, variant, side_4a, width_mult)
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # Table 1's 7×7/1 average pool at 224
         self.dropout = nn.Dropout(variant.dropout)
         self.fc = nn.Linear(in_channels, num_classes)
@@ -225,12 +241,17 @@ class GoogLeNet(nn.Module):
 @register("googlenet", paper_input=(3, 224, 224),
           summary="GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper' or 'torchvision'")
 def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "paper",
-              aux_logits: bool = True, small_input: bool | None = None, init: str = "paper") -> nn.Module:
-    """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants and forms."""
+              aux_logits: bool = True, small_input: bool | None = None, width_mult: float = 1.0,
+              init: str = "paper") -> nn.Module:
+    """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     if variant not in VARIANTS:
         raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose 'paper' or 'torchvision'.")
+    check_width_mult(width_mult, "googlenet", {
+        **STEM_CHANNELS, "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
+        **{f"{column} of inception{name}": width
+           for name, widths in INCEPTION.items() for column, width in asdict(widths).items()}})
     initialise = initialiser(init, paper=xavier_init, model_name="GoogLeNet")
     small = use_small_input(input_size, small_input)
-    model = GoogLeNet(num_classes, in_channels, input_size, VARIANTS[variant], small, aux_logits)
+    model = GoogLeNet(num_classes, in_channels, input_size, VARIANTS[variant], small, aux_logits, width_mult)
     initialise(model)
     return model

@@ -11,8 +11,9 @@ their input back (Sec. 3.3, Fig. 4d).
 
 Options:
 
-* ``width_mult`` (the width multiplier of Sec. 6.1, default 1.0) scales every layer's
-  channels, rounded to a multiple of 8 as in the authors' code; the last 1×1
+* ``width_mult`` (the width multiplier of Sec. 6.1, after MobileNetV1, Howard et al.
+  2017, Sec. 3.3; default 1.0) scales every layer's channels, rounded to a multiple of 8
+  as in the authors' code (:func:`~cnnlib.models.blocks.make_divisible`); the last 1×1
   convolution keeps 1280 channels when ``width_mult < 1`` (Sec. 6.1).
 * ``dropout`` (default 0.2) before the classifier, as in the authors' TF-Slim code and
   torchvision; Table 2 draws the classifier as a 1×1 convolution, a linear layer here.
@@ -33,10 +34,9 @@ from collections import OrderedDict
 
 from torch import nn
 
-from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, he_normal_convs,
-                                  use_small_input)
+from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, check_width_mult,
+                                  he_normal_convs, make_divisible, use_small_input)
 from cnnlib.models.init import initialiser
 
 # Table 2: t, c, n, s of the bottleneck rows.
@@ -52,13 +52,6 @@ INVERTED_RESIDUAL_ROWS: tuple[tuple[int, int, int, int], ...] = (
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 SMALL_INPUT_STRIDE_ONE_ROW = 1  # index of the row (t=6, c=24) whose stride 2 becomes 1
-
-
-def make_divisible(channels: float, divisor: int = 8) -> int:
-    """``channels`` rounded to the nearest multiple of ``divisor``, never below ``divisor``
-    nor by more than 10 % (the rule of the authors' code for the width multiplier)."""
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * channels else rounded
 
 
 class MobileNetV2(PooledHead):
@@ -100,8 +93,7 @@ def _init_paper(model: nn.Module) -> None:
 def mobilenet_v2(*, num_classes: int, in_channels: int, input_size: tuple[int, int], width_mult: float = 1.0,
                  dropout: float = 0.2, small_input: bool | None = None, init: str = "paper") -> MobileNetV2:
     """MobileNetV2 (Table 2); see the module docstring for the options."""
-    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
-        raise UserError(f"width_mult {width_mult!r} must be a positive number, e.g. 1.0 or 0.5.")
+    check_width_mult(width_mult, "mobilenet_v2")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
     initialise = initialiser(init, paper=_init_paper, model_name="MobileNetV2")
     model = MobileNetV2(num_classes, in_channels, width_mult, dropout, use_small_input(input_size, small_input))

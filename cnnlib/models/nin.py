@@ -25,6 +25,11 @@ three mlpconv layers, 192 5×5 → 160 → 96, 3×3/2 max-pool, dropout 0.5; 192
 All pools round up (``ceil_mode=True``) as Caffe does, giving 224 → 54 → 27 → 13 → 6 and
 32 → 16 → 8 (28 → 14 → 7).
 
+WIDTH (``width_mult``, default 1.0: the released models): the width multiplier of MobileNetV1
+(Howard et al. 2017, Sec. 3.3) and MobileNetV2 (Sandler et al. 2018, Sec. 6.1) scales the channels
+of every convolution of every mlpconv layer, rounded to whole channels, except the last one's
+output: one map per class (§3.2).
+
 Initialisation (``init``): the paper adopts Krizhevsky et al.'s procedure of hand-set
 Gaussian initialisations (§4.1) and states no values. The released ImageNet model draws nine of
 its twelve convolutions from N(0, 0.05²) and the other three (conv1, conv3, the class maps) from
@@ -35,13 +40,13 @@ leaves the CIFAR network's first-layer gradient near 10⁻⁸: it does not train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import use_small_input
+from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
 from cnnlib.models.init import initialiser, normal_init
 
 CLASSES = -1  # stands for num_classes in a configuration table
@@ -58,6 +63,11 @@ class MlpConv:
     mlp_channels: tuple[int, int]
     pool: str | None = None  # "max" or "avg": 3×3 stride 2
     dropout: bool = False
+
+    def scaled(self, width_mult: float) -> MlpConv:
+        """This layer with ``width_mult`` times the channels, the class maps (§3.2) left as they are."""
+        return replace(self, channels=scale_channels(self.channels, width_mult), mlp_channels=tuple(
+            width if width == CLASSES else scale_channels(width, width_mult) for width in self.mlp_channels))
 
 
 # The released ImageNet model (nin_imagenet).
@@ -112,10 +122,15 @@ class NiN(nn.Module):
 @register("nin", paper_input=(3, 224, 224),
           summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling")
 def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool | None = None,
-        init: str = "paper") -> nn.Module:
-    """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small inputs."""
+        width_mult: float = 1.0, init: str = "paper") -> nn.Module:
+    """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small
+    inputs, ``width_mult`` times as wide."""
     initialise = initialiser(init, paper=lambda model: normal_init(model, std=PAPER_STD), model_name="NiN")
-    small = use_small_input(input_size, small_input)
-    model = NiN(CIFAR_LAYERS if small else IMAGENET_LAYERS, num_classes, in_channels)
+    layers = CIFAR_LAYERS if use_small_input(input_size, small_input) else IMAGENET_LAYERS
+    check_width_mult(width_mult, "nin", {
+        f"mlpconv{index} conv{position}": width
+        for index, layer in enumerate(layers, start=1)
+        for position, width in enumerate((layer.channels, *layer.mlp_channels), start=1) if width != CLASSES})
+    model = NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels)
     initialise(model)
     return model

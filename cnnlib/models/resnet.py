@@ -15,10 +15,12 @@ in a bottleneck network's first unit, whose output is 4× wider).
 
 Options of :func:`resnet`:
 
-* ``width``: the channels of the stem and of ``conv2_x`` (64 in Table 1); the later
-  stages keep Table 1's ratios (× 2, × 4, × 8). The paper's CIFAR-10 networks
-  (Sec. 4.2) start at 16, which costs 1/16 of the multiply-adds: the course's depth
-  study uses it to train all nine depths on a CPU.
+* ``width_mult`` (default 1.0: Table 1's 64, 128, 256 and 512): the width multiplier of
+  MobileNetV1 (Howard et al. 2017, Sec. 3.3) and MobileNetV2 (Sandler et al. 2018,
+  Sec. 6.1) scales the stem and every stage, rounded to whole channels, so the stages
+  keep Table 1's ratios (× 2, × 4, × 8) up to the rounding. The paper's CIFAR-10
+  networks (Sec. 4.2) start at 16 channels: ``width_mult=0.25`` costs 1/16 of the
+  multiply-adds, and the course's depth study uses it to train all nine depths on a CPU.
 * ``residual=False`` drops every shortcut: the *plain* network of the same depth
   (Fig. 3 middle, Fig. 4 left, Table 2).
 * ``stride_on``: where a bottleneck unit that halves the resolution puts its stride.
@@ -53,7 +55,7 @@ plain18/34   basic       as resnet18/34  Table 2's plain networks (no shortcuts)
 ===========  ==========  ==============  ======================================
 
 SMALL-INPUT FORM (inputs of side ≤ 64, or ``small_input=True``): the stem is one 3×3
-convolution of stride 1 (with ``width`` channels) and there is no max pool, so ``conv2_x`` works
+convolution of stride 1 (with the stem's channels) and there is no max pool, so ``conv2_x`` works
 at the full input resolution (32×32 on CIFAR-10, 28×28 on MNIST) and ``conv5_x`` at
 1/8 of it (4×4). The paper's own CIFAR networks (Sec. 4.2) also replace the 7×7/2 stem
 and max pool by 3×3 convolutions, but with 16/32/64 channels in three stages; for the
@@ -70,12 +72,13 @@ from torch import nn
 
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, check_choice, he_normal_convs, use_small_input
+from cnnlib.models.blocks import (ConvBNAct, check_choice, check_width_mult, he_normal_convs, scale_channels,
+                                  use_small_input)
 from cnnlib.models.init import initialiser
 
-# Table 1: channels of conv2_x..conv5_x (before a bottleneck's ×4 expansion), as
-# multiples of the stem's 64 channels.
-STAGE_MULTIPLIERS = (1, 2, 4, 8)
+# Table 1: channels of conv1 and of conv2_x..conv5_x (before a bottleneck's ×4 expansion).
+STEM_CHANNELS = 64
+STAGE_CHANNELS = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
 STRIDE_PLACES = ("1x1", "3x3")
 
@@ -138,20 +141,21 @@ class ResNet(nn.Module):
     """ResNet (He et al. 2016, Table 1); ``layers`` gives the units in conv2_x..conv5_x."""
 
     def __init__(self, block: str, layers: Sequence[int], num_classes: int = 1000, in_channels: int = 3,
-                 residual: bool = True, stride_on: str = "1x1", small_input: bool = False, width: int = 64):
+                 residual: bool = True, stride_on: str = "1x1", small_input: bool = False, width_mult: float = 1.0):
         super().__init__()
         check_choice("ResNet block", block, tuple(EXPANSION))
         check_choice("stride_on", stride_on, STRIDE_PLACES)
-        if (not isinstance(layers, Sequence) or len(layers) != len(STAGE_MULTIPLIERS)
+        if (not isinstance(layers, Sequence) or len(layers) != len(STAGE_CHANNELS)
                 or not all(isinstance(n, int) and n > 0 for n in layers)):
             raise UserError(f"ResNet layers {layers!r} must be four positive block counts, e.g. [2, 2, 2, 2].")
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise UserError(f"ResNet width {width!r} must be a positive number of channels, e.g. 64 (Table 1) or 16.")
-        self.conv1 = ConvBNAct(in_channels, width, 3) if small_input else ConvBNAct(in_channels, width, 7, stride=2)
-        channels = width
+        check_width_mult(width_mult, "ResNet", {"conv1": STEM_CHANNELS, **{
+            f"conv{stage}_x": channels for stage, channels in enumerate(STAGE_CHANNELS, start=2)}})
+        channels = scale_channels(STEM_CHANNELS, width_mult)
+        self.conv1 = (ConvBNAct(in_channels, channels, 3) if small_input
+                      else ConvBNAct(in_channels, channels, 7, stride=2))
         stages = []
-        for stage, (multiplier, blocks) in enumerate(zip(STAGE_MULTIPLIERS, layers)):
-            stage_width = width * multiplier
+        for stage, (paper_width, blocks) in enumerate(zip(STAGE_CHANNELS, layers)):
+            stage_width = scale_channels(paper_width, width_mult)
             units: list[nn.Module] = []
             if stage == 0 and not small_input:
                 units.append(nn.MaxPool2d(3, stride=2, padding=1))  # Table 1: first layer of conv2_x
@@ -178,13 +182,13 @@ def _init_paper(model: nn.Module) -> None:
 
 
 def resnet(block: str, layers: Sequence[int], *, num_classes: int, in_channels: int, input_size: tuple[int, int],
-           residual: bool = True, stride_on: str = "1x1", small_input: bool | None = None, width: int = 64,
+           residual: bool = True, stride_on: str = "1x1", small_input: bool | None = None, width_mult: float = 1.0,
            init: str = "paper", zero_init_residual: bool = False) -> ResNet:
     """A ResNet of ``block`` units ("basic" or "bottleneck") with ``layers`` units in its
     four stages; ``residual=False`` gives the plain network. See the module docstring."""
     initialise = initialiser(init, paper=_init_paper, model_name="ResNet" if residual else "a plain network")
     model = ResNet(block, layers, num_classes, in_channels, residual, stride_on,
-                   use_small_input(input_size, small_input), width)
+                   use_small_input(input_size, small_input), width_mult)
     initialise(model)
     if zero_init_residual:
         for unit in model.modules():

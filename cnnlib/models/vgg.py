@@ -18,6 +18,11 @@ with floor rounding. The classifier is a single linear layer from those 512 feat
 classes, as in kuangliu/pytorch-cifar's VGG: three 4096-wide layers on a 1×1 map would hold
 most of the parameters for no spatial information.
 
+WIDTH (``width_mult``, default 1.0: Table 1's networks): the width multiplier of MobileNetV1
+(Howard et al. 2017, Sec. 3.3) and MobileNetV2 (Sandler et al. 2018, Sec. 6.1) scales the channels
+of every convolution and the 4096 units of the two hidden fully connected layers, rounded to whole
+channels; depth, kernels and pools stay Table 1's.
+
 Initialisation (``init``): ``"paper"`` is §3.1, weights from a zero-mean normal and zero
 biases. The paper writes "10⁻² variance"; we follow the common reading of standard deviation
 10⁻² (Caffe's Gaussian filler takes a standard deviation, torchvision's classifier uses 0.01).
@@ -34,7 +39,7 @@ import torch
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import use_small_input
+from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
 from cnnlib.models.init import initialiser, normal_init
 
 # Table 1: output channels of each 3×3 convolution; "M" is a 2×2 stride-2 max-pool.
@@ -86,31 +91,38 @@ def conv_stack(configuration: tuple[int | str, ...], in_channels: int, batch_nor
 
 
 def last_conv_channels(configuration: tuple[int | str, ...]) -> int:
-    """Channels of the last convolution of a Table 1 column (512 in all four)."""
+    """Channels of the last convolution of a Table 1 column (512 in all four at full width)."""
     return [entry for entry in configuration if entry != "M"][-1]
 
 
-def paper_classifier(in_features: int, num_classes: int) -> nn.Sequential:
-    """FC-4096, FC-4096, FC-classes with ReLU and dropout 0.5 after the hidden layers (§3.1)."""
+def paper_classifier(in_features: int, num_classes: int, hidden_units: int = HIDDEN_UNITS) -> nn.Sequential:
+    """FC-4096, FC-4096 (``hidden_units``), FC-classes with ReLU and dropout 0.5 after the hidden layers (§3.1)."""
     return nn.Sequential(
-        nn.Linear(in_features, HIDDEN_UNITS), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
-        nn.Linear(HIDDEN_UNITS, HIDDEN_UNITS), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
-        nn.Linear(HIDDEN_UNITS, num_classes),
+        nn.Linear(in_features, hidden_units), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+        nn.Linear(hidden_units, hidden_units), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+        nn.Linear(hidden_units, num_classes),
     )
 
 
 def vgg(configuration: str, batch_norm: bool, *, num_classes: int, in_channels: int,
-        input_size: tuple[int, int], small_input: bool | None = None, init: str = "paper") -> VGG:
+        input_size: tuple[int, int], small_input: bool | None = None, width_mult: float = 1.0,
+        init: str = "paper") -> VGG:
     """VGG of Table 1 ``configuration`` ("A", "B", "D" or "E"); see the module docstring."""
+    convs = [entry for entry in CONFIGURATIONS[configuration] if entry != "M"]
+    check_width_mult(width_mult, f"VGG configuration {configuration}",
+                     {f"conv{index}": channels for index, channels in enumerate(convs, start=1)})
+    columns = tuple(entry if entry == "M" else scale_channels(entry, width_mult)
+                    for entry in CONFIGURATIONS[configuration])
     initialise = initialiser(init, paper=lambda model: normal_init(model, std=0.01),
                              model_name=f"VGG configuration {configuration}")
     small = use_small_input(input_size, small_input)
-    features = conv_stack(CONFIGURATIONS[configuration], in_channels, batch_norm, ceil_mode=small)
+    features = conv_stack(columns, in_channels, batch_norm, ceil_mode=small)
     rounding = math.ceil if small else math.floor
     # Sized for the input; an input too small still builds, and create() names the layer.
     height, width = (max(rounding(side / DOWNSAMPLING), 1) for side in input_size)
-    flat = last_conv_channels(CONFIGURATIONS[configuration]) * height * width
-    classifier = nn.Sequential(nn.Linear(flat, num_classes)) if small else paper_classifier(flat, num_classes)
+    flat = last_conv_channels(columns) * height * width
+    classifier = (nn.Sequential(nn.Linear(flat, num_classes)) if small
+                  else paper_classifier(flat, num_classes, scale_channels(HIDDEN_UNITS, width_mult)))
     model = VGG(features, classifier)
     initialise(model)
     return model

@@ -1,0 +1,163 @@
+"""GPU reference runs: every chapter's ``gpu`` preset, one after another, within one deadline.
+
+Each chapter's network is trained at the paper's width on the whole of CIFAR-10 at 32×32
+(:mod:`cnnlib.presets`, preset ``gpu``: bf16 autocast, channels-last, data on the device),
+in the order of ``NETWORKS`` (the headline targets first). Before each run a short probe of
+the training step measures images per second, and the epochs are cut (never raised) to fit
+that network's time budget, so that the one-cycle schedule still ends where it should. After
+each network the script writes ``<out>/gpu/<chapter>.json`` (the same fields as
+``results/cpu/``) and rewrites ``<out>/reference_runs.csv`` (one row per finished run, with
+the public anchor for that network), so a run cut off by the device's time limit still
+leaves every finished network's results. A network whose budget no longer fits before the
+deadline is recorded as skipped. Last, the throughput benchmark
+(``benchmarks/throughput.py``: cnnlib against a plain DataLoader loop and the model-only
+limit) runs for ResNet-18.
+
+Targets on one H100/H200: ResNet-18 ≥ 94 % in ≤ 60 s of training, VGG-16-BN ≥ 92 %,
+DenseNet-121 ≥ 93 %, the whole script ≤ 8 minutes.
+
+With ``--smoke`` it runs the same path on a CPU in well under a minute (256 images, one
+epoch, width 0.125): the test suite runs that, so the script is known to work before a
+GPU is lent.
+
+On the course's device machine (the device tool; its Python already has PyTorch), from
+the repository root::
+
+    mkdir -p data && cp ../shared/data/cifar10-jpg.tar.gz data/     # 19 MB; /data/ is ignored by git
+    # device tool: run, carry ["data"], timeout_s 540, command:
+    export PYTHONPATH=. PYTHONUNBUFFERED=1; timeout 480 python3 benchmarks/reference_gpu.py --data-root data \
+        --out /tmp/reference --deadline 420; tar czf $OUT/reference.tgz -C /tmp/reference .
+
+(one archive, since the device returns at most 8 files), then unpack ``reference.tgz`` into
+``results/``: it holds ``gpu/<chapter>.json``, ``gpu/benchmark-throughput-resnet18.json``,
+``gpu/reference_log.json`` and ``reference_runs.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import MainOutput, timed_steps  # noqa: E402
+
+from cnnlib import models  # noqa: E402
+from cnnlib.device import select_device  # noqa: E402
+from cnnlib.presets import preset_config  # noqa: E402
+from cnnlib.config import TrainConfig  # noqa: E402
+from cnnlib.train import train  # noqa: E402
+
+# (chapter, model, time budget of its training in seconds on one H100/H200), in the order they run.
+NETWORKS = [
+    ("06_resnet", "resnet18", 60),
+    ("04_vgg", "vgg16_bn", 50),
+    ("07_densenet", "densenet121", 80),
+    ("05_googlenet", "googlenet", 50),
+    ("02_alexnet", "alexnet", 25),
+    ("03_nin", "nin", 30),
+    ("08_mobilenet_efficientnet", "mobilenet_v2", 40),
+    ("08_mobilenet_efficientnet_efficientnet_b0", "efficientnet_b0", 40),
+]
+
+# Public figures to print beside ours: other code, other data pipelines, longer schedules.
+ANCHORS = {
+    "resnet18": "kuangliu/pytorch-cifar ResNet18 93.02 % (200 epochs); airbench94: 94 % in 3.3 s on an A100 (its own network)",
+    "vgg16_bn": "kuangliu/pytorch-cifar VGG16 92.64 % (200 epochs)",
+    "densenet121": "kuangliu/pytorch-cifar DenseNet121 95.04 % (200 epochs)",
+}
+
+COLUMNS = ["chapter", "model", "dataset", "test_accuracy", "train_seconds", "epochs", "device", "images_per_second",
+           "anchor"]
+
+
+def probe_images_per_second(config: TrainConfig, device: torch.device, steps: int) -> float:
+    """Images per second of ``steps`` training steps of ``config``'s network on resident random batches."""
+    torch.manual_seed(0)
+    model = models.create(config.model, num_classes=10, input_size=32, **config.model_options).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(config.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (config.batch_size,), device=device)
+
+    return timed_steps(MainOutput(model), optimizer, itertools.repeat((x, y)), device, True, steps)
+
+
+def fitted_epochs(preset_epochs: int, budget: float, images_per_second: float, train_images: int) -> int:
+    """The preset's epochs, cut to what ``budget`` seconds hold at the probed speed (at least one)."""
+    return max(1, min(preset_epochs, int(budget * images_per_second / train_images)))
+
+
+def write_row(out: Path, chapter: str, metrics: dict) -> None:
+    """Save the run's metrics as ``gpu/<chapter>.json`` and add its row to ``reference_runs.csv``."""
+    (out / "gpu").mkdir(parents=True, exist_ok=True)
+    (out / "gpu" / f"{chapter}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    table = out / "reference_runs.csv"
+    rows = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=COLUMNS)
+    row = {"chapter": chapter, "model": metrics["model"], "dataset": metrics["dataset_source"],
+           "test_accuracy": round(metrics["test_accuracy"], 4), "train_seconds": round(metrics["train_seconds"], 1),
+           "epochs": metrics["epochs"], "device": metrics["device_name"],
+           "images_per_second": round(metrics["train_images_per_second"]), "anchor": ANCHORS.get(metrics["model"], "")}
+    rows = pd.concat([rows[rows["chapter"] != chapter], pd.DataFrame([row])], ignore_index=True)
+    rows[COLUMNS].to_csv(table, index=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=None, help="folder holding cifar10-jpg.tar.gz (default: $CNNLIB_DATA)")
+    parser.add_argument("--out", default="results", help="folder for gpu/<chapter>.json and reference_runs.csv")
+    parser.add_argument("--deadline", type=float, default=450, help="seconds for the whole script")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each network (costs its compile time)")
+    parser.add_argument("--smoke", action="store_true", help="256 images, one epoch, width 0.125: a dry run on a CPU")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    device = select_device(args.device)
+    out = Path(args.out)
+    runs = Path(tempfile.mkdtemp(prefix="cnnlib-reference-"))  # checkpoints stay out of --out
+    overrides = dict(subset=256, epochs=1, batch_size=64, width_mult=0.125) if args.smoke else {}
+    log = {"device": str(device), "runs": []}
+    for chapter, model, budget in NETWORKS:
+        left = args.deadline - (time.perf_counter() - started)
+        if left < budget * 1.5:  # training plus evaluation, data and warm-up
+            log["runs"].append({"chapter": chapter, "status": f"skipped: {left:.0f} s left of the deadline"})
+            print(log["runs"][-1], flush=True)
+            continue
+        config = preset_config(model, "gpu", data_root=args.data_root, device=args.device, compile=args.compile,
+                               out=str(runs / chapter), progress=False, **overrides)
+        speed = probe_images_per_second(config, device, steps=3 if args.smoke else 20)
+        train_images = config.subset or 50_000
+        config = dataclasses.replace(config, epochs=fitted_epochs(config.epochs, budget, speed, train_images))
+        print(f"{chapter}: {model} {config.model_options}, probe {speed:,.0f} img/s -> {config.epochs} epochs "
+              f"for a budget of {budget} s", flush=True)
+        metrics = train(config).metrics
+        write_row(out, chapter, metrics)
+        log["runs"].append({"chapter": chapter, "status": "ok", "test_accuracy": metrics["test_accuracy"],
+                            "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"]})
+        print(log["runs"][-1], flush=True)
+    if args.deadline - (time.perf_counter() - started) > 60 or args.smoke:
+        command = [sys.executable, str(Path(__file__).resolve().parent / "throughput.py"), "--model", "resnet18",
+                   "--dataset", "cifar10", "--device", args.device, "--out", str(out / "gpu" / "benchmark-throughput-resnet18.json")]
+        command += (["--batch-size", "64", "--steps", "2", "--repeats", "1", "--subset", "256"] if args.smoke
+                    else ["--batch-size", "512", "--steps", "50", "--repeats", "3"])
+        if args.data_root:
+            command += ["--data-root", args.data_root]
+        log["throughput"] = subprocess.run(command, capture_output=True, text=True).returncode
+    log["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "gpu").mkdir(parents=True, exist_ok=True)
+    (out / "gpu" / "reference_log.json").write_text(json.dumps(log, indent=2) + "\n")
+    print(json.dumps(log, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Optimisers, learning-rate schedules and losses, by name."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9, nesterov: bool = True,
+                   weight_decay: float = 0.0, decay_norms_and_biases: bool = False) -> torch.optim.Optimizer:
+    """The optimiser ``name``. Weight decay skips norms and biases (one-dimensional
+    parameters) unless ``decay_norms_and_biases`` is set (Goyal et al. 2017, Sec. 5)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decayed = params if decay_norms_and_biases else [p for p in params if p.ndim > 1]
+    exempt = [] if decay_norms_and_biases else [p for p in params if p.ndim <= 1]
+    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "nadam":
+        return torch.optim.NAdam(groups, lr=lr)
+    if name == "adagrad":
+        return torch.optim.Adagrad(groups, lr=lr)
+    return torch.optim.RMSprop(groups, lr=lr, momentum=momentum)
+
+
+def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate multiplier at each step: a linear warm-up over the first
+    ``warmup`` fraction of the run, then constant (``none``), ×0.1 at 50 % and 75 %
+    (``step``), a cosine to zero (``cosine``, Loshchilov & Hutter 2017), or a linear
+    ramp to zero (``onecycle``, Smith & Topin 2019)."""
+    warm = int(warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total_steps - warm)
+        if schedule == "step":
+            return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        if schedule == "onecycle":
+            return max(0.0, 1 - progress)
+        return 1.0
+
+    return factor
+
+
+class ProbabilityMSE(nn.Module):
+    """The squared error between the softmax probabilities and the (smoothed) one-hot
+    target, summed over classes: the Brier score (Brier 1950), a bounded alternative to
+    cross-entropy."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        classes = logits.shape[1]
+        one_hot = F.one_hot(target, classes).float() * (1 - self.label_smoothing) + self.label_smoothing / classes
+        return (logits.float().softmax(1) - one_hot).pow(2).sum(1).mean()
+
+
+def make_criterion(loss: str, label_smoothing: float = 0.0) -> nn.Module:
+    """The training loss by name: softmax cross-entropy (with ``label_smoothing``, Szegedy
+    et al. 2016, Sec. 7), ``mse`` (:class:`ProbabilityMSE`) or ``hinge``, the multi-class
+    margin loss of Weston & Watkins 1999 (``nn.MultiMarginLoss``)."""
+    if loss == "mse":
+        return ProbabilityMSE(label_smoothing)
+    if loss == "hinge":
+        return nn.MultiMarginLoss()
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+def loss_and_logits(output: torch.Tensor | tuple, target: torch.Tensor, criterion: nn.Module,
+                    aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of a model's output; auxiliary heads (GoogLeNet, Szegedy et al. Sec. 5)
+    add their losses times ``aux_weight``."""
+    if isinstance(output, tuple):
+        logits, *aux = output
+        return criterion(logits, target) + aux_weight * sum(criterion(a, target) for a in aux), logits
+    return criterion(output, target), output

@@ -1,0 +1,119 @@
+"""The chapters' training runs: named settings (``cpu``, the converged run a laptop repeats; ``gpu``, the paper's width) and their report.
+
+Each architecture chapter trains its network on the whole of CIFAR-10 (50,000 training and
+10,000 test images, 32×32) under one of two presets, selected by one papermill parameter
+(``-p preset gpu``):
+
+* ``cpu``: the paper's depth and blocks at a reduced ``width_mult`` (every layer's channels
+  scaled, see each model's docstring), bf16 autocast where the CPU has it, and as many epochs
+  as fit in **at most 600 s of training on 2 CPU cores** (1,200 s for chapter 08's networks).
+  The figures the book prints come from these runs (``results/cpu/``).
+* ``gpu``: the paper's width (``width_mult=1``) and the epochs a converged run needs, for
+  one modern GPU (``benchmarks/reference_gpu.py`` runs them all).
+
+Knobs a preset leaves out come from the recipe (:mod:`cnnlib.recipes`): Nesterov SGD with a
+one-cycle schedule, label smoothing 0.1, random crops and flips, flip test-time augmentation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlib.errors import UserError
+from cnnlib.config import TrainConfig
+
+# Model options a preset passes to the builder rather than to the trainer.
+MODEL_OPTIONS = ("width_mult", "init", "variant", "stem_stride")
+
+# Per model: {preset: settings}. Epochs of the cpu presets are fitted to the budget from the
+# images per second measured on 2 cores (Intel Xeon with AMX): see each chapter's page. GoogLeNet,
+# MobileNetV2 and EfficientNet-B0 train in fp32 on the CPU ("amp": False): their training step was no
+# faster, or slower, in bf16 there (results/benchmark-cpu-precision.json); on a GPU they use bf16.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Chapter 02. He initialisation: the paper's N(0, 0.01²) (§5) leaves the 8-layer network
+    # at chance for several epochs at this budget (the chapter shows it).
+    "alexnet": {
+        "cpu": {"width_mult": 0.5, "init": "kaiming", "epochs": 16, "batch_size": 256, "lr": 0.05},
+        "gpu": {"width_mult": 1.0, "init": "kaiming", "epochs": 40, "batch_size": 512, "lr": 0.05},
+    },
+    # Chapter 03. He initialisation for the same reason (the paper's Gaussian stays at chance).
+    "nin": {
+        "cpu": {"width_mult": 0.5, "init": "kaiming", "epochs": 6, "batch_size": 128, "lr": 0.05},
+        "gpu": {"width_mult": 1.0, "init": "kaiming", "epochs": 60, "batch_size": 256, "lr": 0.05},
+    },
+    # Chapter 04: configuration D with batch norm.
+    "vgg16_bn": {
+        "cpu": {"width_mult": 0.5, "epochs": 7, "batch_size": 128, "lr": 0.05},
+        "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 512, "lr": 0.1},
+    },
+    # Chapter 05: the paper's GoogLeNet with its two auxiliary classifiers (weight 0.3, §5).
+    "googlenet": {
+        "cpu": {"width_mult": 0.25, "variant": "paper", "amp": False, "epochs": 12, "batch_size": 256, "lr": 0.05},
+        "gpu": {"width_mult": 1.0, "variant": "paper", "epochs": 40, "batch_size": 512, "lr": 0.1},
+    },
+    # Chapter 06: ResNet-18 (and, with residual=False, its plain twin under the same preset).
+    "resnet18": {
+        "cpu": {"width_mult": 0.25, "epochs": 12, "batch_size": 256, "lr": 0.1},
+        "gpu": {"width_mult": 1.0, "epochs": 30, "batch_size": 512, "lr": 0.2},
+    },
+    # Chapter 07: DenseNet-121 (growth rate 32 × width_mult). On the CPU the small-input stem has
+    # stride 2, so the dense blocks start at 16×16: a quarter of the work for the same layers.
+    "densenet121": {
+        "cpu": {"width_mult": 0.375, "stem_stride": 2, "epochs": 8, "batch_size": 128, "lr": 0.1},
+        "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
+    },
+    # Chapter 08 (1,200 s each on the CPU).
+    "mobilenet_v2": {
+        "cpu": {"width_mult": 0.5, "amp": False, "epochs": 8, "batch_size": 128, "lr": 0.1},
+        "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
+    },
+    # On the CPU the stem keeps its stride of 2 (see cnnlib.models.efficientnet): a quarter of the work.
+    "efficientnet_b0": {
+        "cpu": {"width_mult": 0.5, "stem_stride": 2, "amp": False, "epochs": 8, "batch_size": 128, "lr": 0.1},
+        "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
+    },
+}
+
+PRESET_NAMES = ("cpu", "gpu")
+
+
+def preset_values(model: str, preset: str = "cpu") -> dict[str, Any]:
+    """The settings of ``model``'s chapter run under ``preset`` (``cpu`` or ``gpu``)."""
+    if model not in PRESETS:
+        raise UserError(f"No chapter preset for model {model!r}: the presets are for {', '.join(PRESETS)}.")
+    if preset not in PRESET_NAMES:
+        raise UserError(f"Unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)}.")
+    return dict(PRESETS[model][preset])
+
+
+def preset_config(network: str, preset: str = "cpu", *, model_options: dict[str, Any] | None = None,
+                  **settings: Any) -> TrainConfig:
+    """The :class:`~cnnlib.config.TrainConfig` of the chapter run of ``network`` under
+    ``preset``, on CIFAR-10 unless ``dataset`` is given. Every keyword that is not ``None``
+    (a ``TrainConfig`` field, such as ``model`` for another network of the same chapter, or
+    a model option such as ``width_mult``) replaces the preset's value; ``model_options``
+    adds options of the builder (``residual=False``)."""
+    values = preset_values(network, preset) | {key: value for key, value in settings.items() if value is not None}
+    options = {key: values.pop(key) for key in MODEL_OPTIONS if key in values} | (model_options or {})
+    fields = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise UserError(f"{unknown[0]!r} is neither a training setting nor a model option of the presets: "
+                        f"see `cnnlib train --help` for the settings.")
+    return TrainConfig(**{"model": network, "dataset": "cifar10", **values}, model_options=options)
+
+
+def run_summary(metrics: dict[str, Any]) -> str:
+    """The lines a chapter prints under its run: network, data, hardware, precision, budget, accuracy."""
+    config = metrics["config"]
+    return "\n".join([
+        f"model: {metrics['model']} {config['model_options']}, {metrics['params']:,} parameters, "
+        f"{metrics['macs']:,} MACs per image",
+        f"data: {metrics['dataset_source']}",
+        f"{metrics['train_images']:,} training and {metrics['test_images']:,} test images, input {metrics['input_shape']}",
+        f"hardware: {metrics['device']} ({metrics['device_name']}), torch {metrics['torch_version']}, "
+        f"precision {metrics['precision']}",
+        f"{metrics['epochs']} epochs, batch {config['batch_size']}, peak lr {config['lr']}, recipe {metrics['recipe']}: "
+        f"{metrics['train_seconds']:.0f} s of training ({metrics['train_images_per_second']:,.0f} images/s)",
+        f"test accuracy: {metrics['test_accuracy']:.2%} on {metrics['test_images']:,} test images",
+    ])

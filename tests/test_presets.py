@@ -1,0 +1,59 @@
+"""The chapters' presets: every architecture chapter has a cpu and a gpu setting, and a notebook's
+parameters replace the preset's values one by one."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlib import UserError, models
+from cnnlib.presets import PRESET_NAMES, PRESETS, preset_config, run_summary
+
+CHAPTER_MODELS = ["alexnet", "nin", "vgg16_bn", "googlenet", "resnet18", "densenet121", "mobilenet_v2",
+                  "efficientnet_b0"]
+
+
+def test_every_chapter_network_has_both_presets():
+    assert sorted(PRESETS) == sorted(CHAPTER_MODELS)
+    for name in CHAPTER_MODELS:
+        assert set(PRESETS[name]) == set(PRESET_NAMES)
+        assert PRESETS[name]["gpu"]["width_mult"] == 1.0, "the gpu preset trains the paper's width"
+        assert 0 < PRESETS[name]["cpu"]["width_mult"] < 1
+
+
+@pytest.mark.parametrize("name", CHAPTER_MODELS)
+def test_a_preset_builds_its_network(name):
+    config = preset_config(name, "cpu")
+    model = models.create(name, num_classes=10, input_size=32, **config.model_options)
+    full = models.create(name, num_classes=10, input_size=32)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_parameters_that_are_set_replace_the_presets_values():
+    config = preset_config("resnet18", "cpu", epochs=3, width_mult=0.125, lr=None, seed=4,
+                           model_options={"residual": False})
+    assert config.epochs == 3 and config.seed == 4 and config.dataset == "cifar10"
+    assert config.lr == PRESETS["resnet18"]["cpu"]["lr"]
+    assert config.model_options == {"width_mult": 0.125, "residual": False}
+    assert preset_config("resnet18", "gpu").model_options == {"width_mult": 1.0}
+    # Another network of the same chapter (the exercises' "set model = vgg11") trains under the chapter's preset.
+    other = preset_config("vgg16_bn", "cpu", model="vgg11")
+    assert other.model == "vgg11" and other.epochs == PRESETS["vgg16_bn"]["cpu"]["epochs"]
+
+
+def test_a_wrong_preset_or_setting_is_one_sentence():
+    with pytest.raises(UserError, match="Unknown preset 'tpu'.*cpu, gpu"):
+        preset_config("resnet18", "tpu")
+    with pytest.raises(UserError, match="No chapter preset for model 'lenet5'"):
+        preset_config("lenet5")
+    with pytest.raises(UserError, match="'epoch' is neither a training setting nor a model option"):
+        preset_config("resnet18", epoch=3)
+
+
+def test_the_run_summary_names_precision_data_and_accuracy():
+    metrics = {"model": "nin", "config": {"model_options": {"width_mult": 0.5}, "batch_size": 128, "lr": 0.05},
+               "params": 246186, "macs": 59_300_000, "dataset_source": "CIFAR-10, JPEG copy", "train_images": 50000,
+               "test_images": 10000, "input_shape": [3, 32, 32], "device": "cpu", "device_name": "Xeon, 2 threads",
+               "torch_version": "2.14.1", "precision": "bf16", "epochs": 12, "recipe": "cnn-colour",
+               "train_seconds": 512.3, "train_images_per_second": 1171.4, "test_accuracy": 0.7812}
+    text = run_summary(metrics)
+    assert "precision bf16" in text and "78.12% on 10,000 test images" in text and "512 s of training" in text
