@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Chapter 07: DenseNet-121 (growth rate 32 × width_mult). On the CPU the small-input stem has
     # stride 2, so the dense blocks start at 16×16: a quarter of the work for the same layers.
     "densenet121": {
-        "cpu": {"width_mult": 0.375, "stem_stride": 2, "epochs": 8, "batch_size": 128, "lr": 0.1},
+        "cpu": {"width_mult": 0.375, "stem_stride": 2, "epochs": 4, "batch_size": 128, "lr": 0.1},
         "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
     },
     # Chapter 08 (1,200 s each on the CPU).

@@ -32,7 +32,8 @@ NOT_YET = {
     "04_vgg": "83.84 % in 634 s (7 epochs, width_mult 0.5) on an Intel Xeon, 2 threads: below the floor, over budget",
     "05_googlenet": "not rerun yet: the committed run is a smoke run on 500 images",
     "06_resnet": "84.37 % in 576 s (12 epochs, width_mult 0.25) on an Intel Xeon, 2 threads: below the floor",
-    "07_densenet": "not rerun yet: the committed run is a smoke run on 600 images at 16×16",
+    "07_densenet": "76.64 % in 547 s (4 epochs, width_mult 0.375, stem stride 2) on an Intel Xeon, 2 threads: "
+                   "below the floor",
     "08_mobilenet_efficientnet": "not rerun yet: the committed run is a smoke run on 2,000 images",
     "08_mobilenet_efficientnet_efficientnet_b0": "not rerun yet: the committed run is a smoke run on 2,000 images",
 }
