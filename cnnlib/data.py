@@ -3,7 +3,7 @@
 Sources
 -------
 * ``digits``: scikit-learn's bundled 8×8 digits (1,797 images, values 0–16 scaled to 0–255),
-  split per class by ``seed``. Needs no files.
+  split per class by ``split_seed`` (0 by default). Needs no files.
 * ``mnist``: the four IDX files of ``<root>/MNIST/raw`` (torchvision's layout, gzip or not),
   read directly; magic numbers and sizes are checked.
 * ``cifar10``: ``<root>/cifar-10-batches-py`` (the official batches), else the JPEG copy
@@ -11,7 +11,7 @@ Sources
   differ slightly from the official set's.
 * Anything else is a path: a folder, or a ``.tar``/``.tar.gz``/``.tgz`` of one, holding either
   ``train/`` and ``test/`` with one sub-folder per class, or only the class sub-folders (then
-  each class is split by ``seed``). Classes are the sorted sub-folder names; one enclosing
+  each class is split by ``split_seed``). Classes are the sorted sub-folder names; one enclosing
   folder, as most archives have, is looked through; hidden files and files outside class
   folders are ignored. Every image is decoded once, up front, with PIL (upright per its EXIF
   orientation; 16-bit grey scaled to 8 bits; palette transparency kept until the alpha is
@@ -168,13 +168,14 @@ class _Images:
 
 def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, *,
                  size: int | None = None, channels: int | None = None, fit: str = "auto",
-                 subset: int | None = None, seed: int = 0, download: bool = False,
+                 subset: int | None = None, split_seed: int = 0, download: bool = False,
                  test_fraction: float = 0.2) -> DataSplit:
     """Load a built-in data set (:data:`DATASETS`) or a folder/archive of images as a
     :class:`DataSplit`; see the module docstring for the sources and the fitting rules.
 
-    A source without its own test set is split per class by ``seed`` (``test_fraction`` of
-    each class); ``subset=N`` then keeps N random training images and at most N test images.
+    A source without its own test set is split per class by ``split_seed`` (``test_fraction`` of
+    each class); ``subset=N`` then keeps N random training images and at most N test images. The
+    split seed is not a run's training seed: runs that differ only in their seed see the same data.
     """
     _check_fit_options(size, channels, fit)
     if subset is not None and subset < 1:
@@ -188,14 +189,14 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
                       f"{shown}.", stacklevel=2)
     train, test, source = (images.train_x, images.train_y), (images.test_x, images.test_y), images.source
     if images.test_x is None:
-        train_index, test_index = _stratified_split(images.train_y, test_fraction, seed)
+        train_index, test_index = _stratified_split(images.train_y, test_fraction, split_seed)
         train, test = _take(train, train_index), _take(train, test_index)
-        source += f"; split {1 - test_fraction:.0%}/{test_fraction:.0%} per class with seed {seed}"
+        source += f"; split {1 - test_fraction:.0%}/{test_fraction:.0%} per class with seed {split_seed}"
     if subset is not None:
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(split_seed)
         train, test = [_take(part, torch.randperm(len(part[1]), generator=generator)[:subset].sort().values)
                        for part in (train, test)]
-        source += f"; random subset of {len(train[1])} train / {len(test[1])} test images (seed {seed})"
+        source += f"; random subset of {len(train[1])} train / {len(test[1])} test images (seed {split_seed})"
     (train_x, train_y), (test_x, test_y) = train, test
     size = size or train_x.shape[-1]
     channels = channels or train_x.shape[1]

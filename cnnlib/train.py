@@ -57,8 +57,9 @@ class TrainResult:
 
 def prepare_data(config: TrainConfig, device: torch.device) -> DataSplit:
     """Load the data set and bring it to the model's input size, on ``device``."""
-    data = load_dataset(config.dataset, config.data_root, subset=config.subset, seed=config.seed,
-                        download=config.download)
+    # The split and the subset never depend on config.seed: a seed changes the initial
+    # weights and the order of the batches only, so runs that differ by seed see the same images.
+    data = load_dataset(config.dataset, config.data_root, subset=config.subset, download=config.download)
     side = models.spec(config.model).input_size_for(data.input_shape[1])
     if side != data.input_shape[1]:
         data = data.fitted(side)

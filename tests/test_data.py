@@ -121,7 +121,7 @@ def test_digits_need_no_files_and_split_per_class_by_seed():
     assert torch.equal(torch.bincount(torch.cat([digits.train_y, digits.test_y])), torch.bincount(official))
     for label, count in enumerate(torch.bincount(official).tolist()):
         assert abs(int((digits.test_y == label).sum()) - 0.2 * count) <= 0.5
-    again, other = load_dataset("digits"), load_dataset("digits", seed=1)
+    again, other = load_dataset("digits"), load_dataset("digits", split_seed=1)
     assert torch.equal(again.test_x, digits.test_x) and torch.equal(again.test_y, digits.test_y)
     assert not torch.equal(other.test_x, digits.test_x)
     assert "split 80%/20% per class with seed 0" in digits.source
@@ -150,8 +150,8 @@ def test_cifar10_jpeg_copy_is_decoded_once_then_cached(monkeypatch, cache_dir: P
 
 
 def test_subset_is_drawn_by_seed():
-    first, same = load_dataset("mnist", subset=500, seed=3), load_dataset("mnist", subset=500, seed=3)
-    other = load_dataset("mnist", subset=500, seed=4)
+    first, same = load_dataset("mnist", subset=500, split_seed=3), load_dataset("mnist", subset=500, split_seed=3)
+    other = load_dataset("mnist", subset=500, split_seed=4)
     assert len(first.train_y) == len(first.test_y) == 500
     assert torch.equal(first.train_x, same.train_x) and torch.equal(first.test_y, same.test_y)
     assert not torch.equal(first.train_x, other.train_x)
@@ -221,7 +221,7 @@ def test_archive_loads_like_the_folder_and_writes_nothing_beside_it(tmp_path: Pa
 def test_train_test_layout_is_kept_and_a_class_folder_layout_is_split_by_seed(tmp_path: Path):
     _grey_folder(tmp_path / "given" / "train", per_class=6)
     _grey_folder(tmp_path / "given" / "test", per_class=3)
-    given = load_dataset(tmp_path / "given", seed=5)
+    given = load_dataset(tmp_path / "given", split_seed=5)
     assert given.classes == ["a", "b"] and len(given.train_y) == 12 and len(given.test_y) == 6
     assert torch.bincount(given.test_y).tolist() == [3, 3]
     assert "(train/ and test/ folders)" in given.source and "split" not in given.source
@@ -230,7 +230,7 @@ def test_train_test_layout_is_kept_and_a_class_folder_layout_is_split_by_seed(tm
     split = load_dataset(folder)
     assert torch.bincount(split.train_y).tolist() == [8, 8] and torch.bincount(split.test_y).tolist() == [2, 2]
     assert torch.equal(load_dataset(folder).test_x, split.test_x)
-    assert not torch.equal(load_dataset(folder, seed=1).test_x, split.test_x)
+    assert not torch.equal(load_dataset(folder, split_seed=1).test_x, split.test_x)
     every_image = torch.cat([split.train_x, split.test_x]).flatten(1)[:, 0].sort().values
     assert every_image.tolist() == sorted(10 * index + label for label in (0, 1) for index in range(10))
 

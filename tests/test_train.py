@@ -257,3 +257,14 @@ def test_bf16_autocast_where_the_cpu_has_it_and_the_precision_is_recorded(tmp_pa
     assert off.metrics["precision"] == "fp32"
     with pytest.raises(UserError, match="amp must be True or False"):
         train(TrainConfig(**FAST, epochs=1, amp="yes", out=str(tmp_path / "bad")))
+
+
+@pytest.mark.parametrize("dataset, subset", [("digits", None), ("mnist", 300)])
+def test_the_seed_never_changes_the_data(dataset, subset):
+    """A run's seed draws its initial weights and batch order, not its split or subset."""
+    from cnnlib.train import prepare_data
+
+    first, second = (prepare_data(TrainConfig(**{**FAST, "dataset": dataset}, subset=subset, seed=seed),
+                                  torch.device("cpu")) for seed in (0, 1))
+    assert torch.equal(first.test_x, second.test_x) and torch.equal(first.test_y, second.test_y)
+    assert torch.equal(first.train_x, second.train_x)
