@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATA ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
-.PHONY: install book test lab browser clean chapters
+.PHONY: install book test test-fast lab browser clean chapters studies
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install browser
 	sh book/fetch_mathjax.sh
 	CNNLIB_DATA=$(TEST_DATA) $(PY) -m pytest $(PYTEST_ARGS)
 
+## test-fast: the tests without the slow ones (notebooks, the site and browsers, Ray, several processes; see
+## tests/conftest.py): under 3 minutes on 2 cores. pytest's status, 5 (no tests) included, fails the target.
+test-fast: install
+	CNNLIB_DATA=$(TEST_DATA) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 ## chapters: rerun the chapters' converged CPU runs in place (CHAPTERS=..., about 10 minutes each on 2 idle
 ## cores; nothing else may run beside them) and record their metrics in results/cpu/
 CHAPTERS ?= 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet_efficientnet
@@ -39,6 +44,21 @@ chapters: install
 	    || exit 1; \
 	done
 	$(PY) book/figures/make_comparison.py
+
+## studies: rerun the studies' sweeps (STUDIES=..., STUDY_JOBS runs at a time; nothing else may run beside
+## them), record their tables in results/studies/<name>/, then re-execute each page on the recorded results
+STUDIES ?= 10_study_activation 11_study_init 12_study_loss 13_study_lr 14_study_optimizer 15_study_batch_size \
+	16_study_schedule 17_study_regularisation 18_study_depth
+STUDY_JOBS ?= 2
+studies: install
+	for study in $(STUDIES); do \
+	  name=$${study#*_study_}; rm -rf runs/studies/$$name; \
+	  CNNLIB_DATA=$(TEST_DATA) $(VENV)/bin/papermill notebooks/$$study.ipynb runs/$$study.ipynb -k python3 --cwd . \
+	    -p rerun True -p jobs $(STUDY_JOBS) -p out runs/studies/$$name \
+	  && cp runs/studies/$$name/*.csv results/studies/$$name/ \
+	  && CNNLIB_DATA=$(TEST_DATA) $(VENV)/bin/papermill notebooks/$$study.ipynb runs/$$study.ipynb -k python3 --cwd . \
+	  && mv runs/$$study.ipynb notebooks/$$study.ipynb || exit 1; \
+	done
 
 ## lab: open the notebooks in JupyterLab
 lab: install

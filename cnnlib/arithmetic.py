@@ -69,6 +69,11 @@ TABLE_COLUMNS = (
     "name", "type", "kernel", "stride", "padding", "input_shape", "output_shape",
     "formula", "params", "macs", "receptive_field", "jump",
 )
+# The columns a page shows of a layer table, so that it fits a column of text: what each layer gives
+# (SUMMARY_COLUMNS), and the window and output-size formula of each layer that has one (WINDOW_COLUMNS,
+# the rows whose formula is not empty), e.g. ``table[SUMMARY_COLUMNS]``.
+SUMMARY_COLUMNS = ["name", "output_shape", "params", "macs", "receptive_field"]
+WINDOW_COLUMNS = ["name", "kernel", "stride", "padding", "formula"]
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
@@ -283,10 +288,11 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 @contextmanager
-def _instrumented(model: nn.Module, modules: list[tuple[str, nn.Module]], *, pre_hook: Callable | None = None,
+def forward_hooks(model: nn.Module, modules: list[tuple[str, nn.Module]], *, pre_hook: Callable | None = None,
                   hook: Callable | None = None) -> Iterator[None]:
     """The model in eval mode with ``pre_hook(name, module, args)`` / ``hook(name, module, args, output)``
-    on ``modules``; hooks removed and every training flag restored on exit, even after an exception."""
+    on ``modules`` (``(name, module)`` pairs); hooks removed and every training flag restored on exit,
+    even after an exception. The layer table, Grad-CAM's layer search and the feature maps use it."""
     training = {module: module.training for module in model.modules()}
     handles = []
     try:
@@ -355,7 +361,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
         })
 
     leaves = [(name, module) for name, module in model.named_modules() if next(module.children(), None) is None]
-    with _instrumented(model, leaves, hook=add_row), torch.no_grad(), tracker:
+    with forward_hooks(model, leaves, hook=add_row), torch.no_grad(), tracker:
         model(x)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     table.attrs["total_params"] = sum(p.numel() for p in model.parameters())
@@ -400,7 +406,7 @@ def _first_empty_layer(model: nn.Module, input_shape: tuple[int, int, int]) -> _
                 raise _EmptyOutput(name, module, axis, window.formula(axis, size))
 
     windowed = [(name, module) for name, module in model.named_modules() if _has_window(module)]
-    with _instrumented(model, windowed, pre_hook=check):
+    with forward_hooks(model, windowed, pre_hook=check):
         try:
             _forward_without_compute(model, input_shape)
         except _EmptyOutput as empty:

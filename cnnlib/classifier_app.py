@@ -6,7 +6,8 @@ file, a test image of the data set the checkpoint was trained on, and, for greys
 models, a digit drawn with the mouse on an ipycanvas canvas. Each is classified by
 :class:`cnnlib.predict.Classifier` and shown as the model's input, a bar chart of the top-5
 probabilities, the Grad-CAM map (:mod:`cnnlib.explain`) and the feature maps of one layer
-(:func:`cnnlib.plots.plot_feature_maps`).
+(:func:`cnnlib.plots.plot_image_feature_maps`). The app only loads a checkpoint; the notebook
+trains one first where there is none.
 
 A drawing is brought to MNIST's form before it is classified: LeCun et al. size-normalised
 each digit to fit a 20×20 box, keeping its aspect ratio, and centred it by its centre of mass
@@ -16,7 +17,6 @@ in a 28×28 field (the MNIST page, https://yann.lecun.com/exdb/mnist/).
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 from pathlib import Path
@@ -31,9 +31,8 @@ from cnnlib import plots
 from cnnlib.data import DataSplit, load_dataset, read_image
 from cnnlib.errors import UserError
 from cnnlib.explain import grad_cam, plot_grad_cam
-from cnnlib.predict import Classifier, Prediction, load_classifier
-from cnnlib.config import TrainConfig
-from cnnlib.train import train
+from cnnlib.predict import Classifier, Prediction
+from cnnlib.record import read_metrics
 
 MNIST_FIELD, MNIST_BOX = 28, 20
 CANVAS_SIDE, STROKE_WIDTH = 224, 22
@@ -51,33 +50,22 @@ def find_checkpoint(checkpoint: str | os.PathLike | None) -> Path | None:
     return None
 
 
-def load_or_train(checkpoint: str | os.PathLike | None, out: str | os.PathLike, *, epochs: int = 2,
-                  subset: int | None = 10_000, seed: int = 0, device: str = "auto",
-                  data_root: str | None = None) -> tuple[Classifier, str]:
-    """The classifier of ``checkpoint``, or, where there is none, of a LeNet-5 trained on MNIST
-    into ``out`` now; and a sentence saying which."""
-    found = find_checkpoint(checkpoint)
-    if found is not None:
-        classifier = load_classifier(found)
-        metrics_file = found.with_name("metrics.json")
-        if not metrics_file.is_file():
-            return classifier, f"Loaded the trained model {found}."
-        metrics = json.loads(metrics_file.read_text())
-        return classifier, (f"Loaded {found}: {metrics['model']} trained for {metrics['epochs']} epoch(s) on "
-                            f"{metrics['train_images']:,} images of {metrics['dataset_source']}, on {metrics['device']} "
-                            f"({metrics['device_name']}); test accuracy {metrics['test_accuracy']:.2%} on "
-                            f"{metrics['test_images']:,} test images.")
-    config = TrainConfig(model="lenet5", dataset="mnist", data_root=data_root, download=True, epochs=epochs,
-                         subset=subset, seed=seed, device=device, out=str(out), progress=False)
-    result = train(config)
-    return (load_classifier(Path(out) / "checkpoint.pt"),
-            f"No checkpoint at {checkpoint!r}: trained LeNet-5 on {result.metrics['train_images']:,} MNIST images for "
-            f"{epochs} epoch(s) (test accuracy {result.metrics['test_accuracy']:.2%}) into {out}.")
+def describe_checkpoint(checkpoint: str | os.PathLike) -> str:
+    """A sentence on the run that wrote ``checkpoint``, from the ``metrics.json`` beside it."""
+    metrics_file = Path(checkpoint).with_name("metrics.json")
+    if not metrics_file.is_file():
+        return f"Loaded the trained model {checkpoint}."
+    record = read_metrics(metrics_file)
+    metrics = record.metrics
+    return (f"Loaded {checkpoint}: {record.model} trained for {metrics['epochs']} epoch(s) on "
+            f"{metrics['train_images']:,} images of {record.dataset_source}, on {metrics['device']} "
+            f"({metrics['device_name']}); test accuracy {metrics['test_accuracy']:.2%} on "
+            f"{metrics['test_images']:,} test images.")
 
 
 def checkpoint_dataset(classifier: Classifier, data_root: str | None = None) -> DataSplit:
     """The data set the checkpoint was trained on, at its stored size (fitted when classified)."""
-    config = classifier.config
+    config = classifier.record.config
     return load_dataset(config["dataset"], data_root or config["data_root"])
 
 
@@ -111,9 +99,8 @@ def drawing_to_image(strokes: list[list[tuple[float, float]]], side: int = CANVA
 
 def explain(classifier: Classifier, prediction: Prediction, cam_layer: str | None = None) -> torch.Tensor:
     """The Grad-CAM map of the predicted class for a prediction's input."""
-    split = classifier.as_split(prediction.image.unsqueeze(0).to(classifier.device))
-    target = classifier.classes.index(prediction.label)
-    return grad_cam(classifier.model, split.normalise(split.test_x)[0], target, cam_layer)
+    image = classifier.preprocess.normalise(prediction.image.unsqueeze(0).to(classifier.device))[0]
+    return grad_cam(classifier.model, image, classifier.classes.index(prediction.label), cam_layer)
 
 
 def plot_classification(classifier: Classifier, prediction: Prediction, title: str = "",
@@ -121,14 +108,9 @@ def plot_classification(classifier: Classifier, prediction: Prediction, title: s
     """Three panels: the model's input, the top probabilities as bars, the Grad-CAM overlay."""
     figure, (input_axis, bars_axis, cam_axis) = plt.subplots(
         1, 3, figsize=(10, 3.2), layout="constrained", gridspec_kw={"width_ratios": [1, 1.4, 1]})
-    image = prediction.image.cpu().numpy()
-    if image.shape[0] == 1:
-        input_axis.imshow(image[0], cmap="gray", vmin=0, vmax=255)
-    else:
-        input_axis.imshow(image.transpose(1, 2, 0))
-    input_axis.set_title(f"model input {tuple(image.shape)}" + (", inverted" if prediction.inverted else ""),
+    plots.show_image(input_axis, prediction.image)
+    input_axis.set_title(f"model input {tuple(prediction.image.shape)}" + (", inverted" if prediction.inverted else ""),
                          fontsize=9)
-    input_axis.axis("off")
     labels = [label for label, _ in prediction.top][::-1]
     values = [probability for _, probability in prediction.top][::-1]
     bars_axis.barh(labels, values, color=["tab:gray"] * (len(values) - 1) + ["tab:blue"])
@@ -145,9 +127,8 @@ def plot_classification(classifier: Classifier, prediction: Prediction, title: s
 def plot_prediction_feature_maps(classifier: Classifier, prediction: Prediction, layer: str | None = None,
                                  limit: int = 16) -> Figure:
     """The feature maps of ``layer`` (default: the first convolution) for a prediction's input."""
-    label = torch.tensor([classifier.classes.index(prediction.label)])
-    split = classifier.as_split(prediction.image.unsqueeze(0), label)
-    return plots.plot_feature_maps(classifier.model, split, layer or plots.first_conv_name(classifier.model), 0, limit)
+    return plots.plot_image_feature_maps(classifier.model, prediction.image, classifier.preprocess,
+                                         layer or plots.first_conv_name(classifier.model), prediction.label, limit)
 
 
 def figure_png(figure: Figure) -> bytes:

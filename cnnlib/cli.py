@@ -33,11 +33,22 @@ def _option_value(text: str) -> Any:
     return text
 
 
-def _key_value(text: str) -> tuple[str, Any]:
-    key, separator, value = text.partition("=")
-    if not separator or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), _option_value(value)
+def key_values(texts: Sequence[str], option: str, many: bool = False) -> dict[str, Any]:
+    """``KEY=VALUE`` texts (``KEY=V1,V2,...`` when ``many``: a list per key) as a dict, the values
+    typed by :func:`_option_value` and dashes in keys read as underscores; a malformed text or a
+    key given twice is a one-sentence :class:`UserError` naming ``option``."""
+    values: dict[str, Any] = {}
+    for text in texts:
+        key, separator, value = text.partition("=")
+        items = value.split(",") if many else [value]
+        if not separator or not key or not all(items):
+            form, example = ("KEY=VALUE1,VALUE2", "lr=0.1,0.01") if many else ("KEY=VALUE", "variant=paper")
+            raise UserError(f"{option} {text!r} is not {form}: write e.g. {option} {example}.")
+        key = key.replace("-", "_")
+        if key in values:
+            raise UserError(f"{option} {key} is given twice: give each one once.")
+        values[key] = [_option_value(item) for item in items] if many else _option_value(value)
+    return values
 
 
 def _positive_int(text: str) -> int:
@@ -54,11 +65,62 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per training setting, from its declaration in :mod:`cnnlib.config`; only the
+    flags given reach the namespace, so the others keep TrainConfig's defaults. Each flag also
+    answers to the setting's own name (``--batch_size``), as sweeps and notebooks spell it."""
+    from cnnlib.config import SETTINGS
+
+    for name, declared in SETTINGS.items():
+        if not declared.flag:
+            continue
+        if declared.kind is bool:
+            options: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            options = {"choices": declared.choices, "type": _setting_type(name, declared.kind)}
+        flag, own_name = f"--{name.replace('_', '-')}", f"--{name}"
+        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=declared.help + _shown_default(name),
+                            **options)
+        if own_name != flag:
+            parser.add_argument(own_name, dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **options)
+
+
+def _shown_default(name: str) -> str:
+    """What ``--help`` adds about setting ``name``'s default (nothing where its help says it)."""
+    from cnnlib.config import SETTINGS, TrainConfig
+    from cnnlib.recipes import BASE
+
+    default = TrainConfig.__dataclass_fields__[name].default
+    if name in BASE:
+        return " (default: the recipe's)"
+    if default is None:
+        return ""
+    if SETTINGS[name].kind is bool:
+        return f" (default: {'on' if default else 'off'})"
+    return f" (default: {default})"
+
+
+def _setting_type(name: str, kind: type) -> Any:
+    """The argparse ``type`` of setting ``name``: its text as ``kind``, checked as the declaration says."""
+    from cnnlib.config import check_setting
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text) if kind in (int, float) else text
+        except ValueError:
+            value = text
+        try:
+            check_setting(name, value)
+        except UserError as error:
+            raise argparse.ArgumentTypeError(str(error).removesuffix(".")) from None
+        return value
+
+    return convert
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cnnlib`` argument parser with its sub-commands."""
-    from cnnlib.recipes import RECIPES
     from cnnlib.device import DEVICES
-    from cnnlib.config import AUGMENTATIONS, LOSSES, OPTIMIZERS, SCHEDULES
 
     parser = argparse.ArgumentParser(prog="cnnlib", description="The classic CNNs, read from the papers.", epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -71,41 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="input shape (default: the paper's)")
     summary.add_argument("--num-classes", type=_positive_int, default=None, help="default: 1000 at ImageNet size, else 10")
     summary.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    summary.add_argument("--model-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    summary.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                          help="a model option, e.g. variant=paper (repeatable)")
 
     train = commands.add_parser("train", help="train a model and write metrics.json, history.csv and checkpoint.pt")
-    train.add_argument("--model", default="lenet5")
-    train.add_argument("--dataset", default="digits", help="digits, mnist, cifar10, or a folder / .tar.gz of images")
-    train.add_argument("--data-root", default=None)
-    train.add_argument("--download", action="store_true", help="download MNIST / CIFAR-10 if they are missing")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int)
-    train.add_argument("--optimizer", choices=OPTIMIZERS)
-    train.add_argument("--lr", type=_positive_float)
-    train.add_argument("--momentum", type=float)
-    train.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--schedule", choices=SCHEDULES)
-    train.add_argument("--warmup", type=float, help="fraction of the steps spent warming up")
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--loss", choices=LOSSES, default="cross_entropy", help="the training loss")
-    train.add_argument("--augment", choices=AUGMENTATIONS)
-    train.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
-    train.add_argument("--ema", type=float, help="decay of an exponential moving average of the weights (0: off)")
-    train.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="flip test-time augmentation")
-    train.add_argument("--recipe", choices=tuple(RECIPES))
-    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="bf16 autocast on CUDA and on CPUs with native bf16 (default: the recipe's)")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", choices=DEVICES, default="auto")
-    train.add_argument("--subset", type=_positive_int, help="train on N images (and test on at most N)")
-    train.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--stop-after", type=_positive_int, help="stop after N epochs of this invocation (resume later)")
-    train.add_argument("--model-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
-    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    _add_settings(train)
+    train.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a model option, e.g. width_mult=0.5 (repeatable)")
 
     evaluate = commands.add_parser("evaluate", help="the test accuracy of a checkpoint")
     evaluate.add_argument("--checkpoint", required=True)
@@ -153,7 +187,7 @@ def _summary(args: argparse.Namespace) -> None:
     shape = tuple(args.input_size) if args.input_size else entry.paper_input
     num_classes = args.num_classes or (1000 if shape[1] >= 224 else 10)
     model = models.create(args.model, num_classes=num_classes, in_channels=shape[0], input_size=shape[1:],
-                          **dict(args.model_option))
+                          **key_values(args.model_option, "--model-option"))
     table = layer_table(model, shape)
     if args.format == "json":
         layers = json.loads(table.to_json(orient="records"))
@@ -172,10 +206,8 @@ def _train(args: argparse.Namespace) -> None:
     from cnnlib.config import TrainConfig
     from cnnlib.train import train
 
-    options = vars(args).copy()
-    for key in ("command", "model_option"):
-        options.pop(key)
-    result = train(TrainConfig(model_options=dict(args.model_option), **options))
+    settings = {key: value for key, value in vars(args).items() if key not in ("command", "model_option")}
+    result = train(TrainConfig(model_options=key_values(args.model_option, "--model-option"), **settings))
     if result.metrics:
         print(f"test accuracy {result.metrics['test_accuracy']:.4f} after {result.metrics['epochs']} epochs "
               f"({result.metrics['train_seconds']:.1f} s of training); wrote {result.out}/metrics.json")
@@ -189,21 +221,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"test accuracy {report['test_accuracy']:.4f} on {report['test_images']} {report['dataset']} images; wrote {out}")
-
-
-def _sweep_values(texts: list[str], option: str, many: bool) -> dict[str, Any]:
-    """``KEY=V1,V2`` (``many``) or ``KEY=VALUE`` texts as a dict; bad syntax is a :class:`UserError`."""
-    values: dict[str, Any] = {}
-    for text in texts:
-        key, separator, value = text.partition("=")
-        items = value.split(",") if many else [value]
-        if not separator or not key or not all(items):
-            form = "KEY=VALUE1,VALUE2" if many else "KEY=VALUE"
-            raise UserError(f"{option} {text!r} is not {form}: write e.g. {option} lr=0.1{',0.01' if many else ''}.")
-        if key in values:
-            raise UserError(f"{option} {key} is given twice: give each parameter once.")
-        values[key] = [_option_value(item) for item in items] if many else _option_value(value)
-    return values
 
 
 def _sweep_executor(args: argparse.Namespace) -> str | RayExecutor:
@@ -226,8 +243,8 @@ def _sweep_executor(args: argparse.Namespace) -> str | RayExecutor:
 def _sweep(args: argparse.Namespace) -> None:
     from cnnlib.sweep import sweep
 
-    results = sweep(args.target, _sweep_values(args.grid, "--grid", many=True),
-                    _sweep_values(args.param, "--param", many=False), out=args.out, repeats=args.repeats, jobs=args.jobs,
+    results = sweep(args.target, key_values(args.grid, "--grid", many=True),
+                    key_values(args.param, "--param"), out=args.out, repeats=args.repeats, jobs=args.jobs,
                     executor=_sweep_executor(args))
     failed = int((results["status"] != "ok").sum())
     print(f"{len(results) - failed} of {len(results)} runs finished; wrote {Path(args.out) / 'results.csv'}")

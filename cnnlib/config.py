@@ -1,4 +1,10 @@
-"""A run's settings: the typed TrainConfig, the recipe's defaults filled in, every value checked."""
+"""A run's settings: each declared once (type, range or choices, help, resumable, sweepable); recipes fill the rest.
+
+The declarations are the one source of the ``cnnlib train`` flags and their help
+(:mod:`cnnlib.cli`), of the checks of :func:`resolve`, of the settings a resumed run may
+change (:data:`RESUMABLE`) and of those a sweep may vary (:func:`sweepable`). Adding a
+setting is one line in :class:`TrainConfig` plus the code that uses it.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,38 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlib.device import DEVICES
 from cnnlib.errors import UserError
-from cnnlib.recipes import BASE, recipe_for, recipe_values
+from cnnlib.recipes import BASE, RECIPES, recipe_for, recipe_values
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adagrad", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 AUGMENTATIONS = ("auto", "none", "crop", "flip", "crop+flip")
 LOSSES = ("cross_entropy", "mse", "hinge")
 
-# Fields that may change between an interrupted run and its resumption.
-RESUMABLE = {"epochs", "out", "device", "resume", "stop_after", "progress", "compile", "data_root",
-             "eval_batch_size", "download"}
 
+@dataclass(frozen=True)
+class Setting:
+    """How one training setting is given and checked. ``kind`` is ``int``, ``float``, ``bool``
+    or ``str`` (``dict`` for the model options, given as ``--model-option KEY=VALUE``); at most one range: ``positive`` (> 0), ``at_least`` (≥ the bound) or ``within``
+    (the half-open interval [low, high)). ``resumable``: a resumed run may change it;
+    ``sweepable``: a sweep may set it (the sweep sets the others itself); ``flag``: ``cnnlib
+    train`` has a flag for it."""
+
+    kind: type
+    help: str
+    choices: tuple[str, ...] | None = None
+    positive: bool = False
+    at_least: float | None = None
+    within: tuple[float, float] | None = None
+    resumable: bool = False
+    sweepable: bool = True
+    flag: bool = True
+
+
+def setting(default: Any, kind: type, help: str, **declaration: Any) -> Any:
+    """A :class:`TrainConfig` field with its :class:`Setting` (a recipe knob's default is ``None``)."""
+    return field(default=default, metadata={"setting": Setting(kind, help, **declaration)})
 
 
 @dataclass
@@ -25,41 +51,88 @@ class TrainConfig:
     """One training run. Knobs left at ``None`` take the value of the recipe
     (:mod:`cnnlib.recipes`), named by ``recipe`` or chosen for the model and data set."""
 
-    model: str = "lenet5"
-    dataset: str = "digits"
-    data_root: str | None = None
-    download: bool = False
-    subset: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None
-    recipe: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    loss: str = "cross_entropy"
+    model: str = setting("lenet5", str, "the network (`cnnlib models` lists them)")
+    dataset: str = setting("digits", str, "digits, mnist, cifar10, or a folder / .tar.gz of images")
+    data_root: str | None = setting(None, str, "folder of the data sets (default: $CNNLIB_DATA, else "
+                                    "~/.cache/cnnlib/data)", resumable=True)
+    download: bool = setting(False, bool, "download MNIST / CIFAR-10 if they are missing", resumable=True)
+    subset: int | None = setting(None, int, "train on N images (and test on at most N)", positive=True)
+    seed: int = setting(0, int, "seed of the initial weights, the batch order and the augmentation")
+    device: str = setting("auto", str, "where to train", choices=DEVICES, resumable=True)
+    out: str | None = setting(None, str, "output folder (default: runs/MODEL-DATASET)", resumable=True,
+                              sweepable=False)
+    recipe: str | None = setting(None, str, "the recipe that fills the knobs left unset (default: the one for the "
+                                 "model and data set)", choices=tuple(RECIPES))
+    model_options: dict[str, Any] = field(default_factory=dict, metadata={"setting": Setting(
+        dict, "options of the model's builder", sweepable=False, flag=False)})
+    loss: str = setting("cross_entropy", str, "the training loss", choices=LOSSES)
     # Recipe knobs.
-    epochs: int | None = None
-    batch_size: int | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    nesterov: bool | None = None
-    weight_decay: float | None = None
-    schedule: str | None = None
-    warmup: float | None = None
-    label_smoothing: float | None = None
-    augment: str | None = None
-    grad_clip: float | None = None
-    ema: float | None = None
-    tta: bool | None = None
+    epochs: int | None = setting(None, int, "passes over the training set", positive=True, resumable=True)
+    batch_size: int | None = setting(None, int, "images per training step", positive=True)
+    optimizer: str | None = setting(None, str, "the optimiser", choices=OPTIMIZERS)
+    lr: float | None = setting(None, float, "the peak learning rate", positive=True)
+    momentum: float | None = setting(None, float, "momentum of SGD and RMSprop",
+                                     within=(0, 1))
+    nesterov: bool | None = setting(None, bool, "Nesterov momentum (SGD)")
+    weight_decay: float | None = setting(None, float, "L2 penalty (decoupled for adamw)", at_least=0)
+    schedule: str | None = setting(None, str, "the learning-rate schedule", choices=SCHEDULES)
+    warmup: float | None = setting(None, float, "fraction of the steps spent warming up", within=(0, 1))
+    label_smoothing: float | None = setting(None, float, "label smoothing of the cross-entropy", within=(0, 1))
+    augment: str | None = setting(None, str, "training augmentation (auto: crop+flip for colour, crop for grey, "
+                                  "none for digits)", choices=AUGMENTATIONS)
+    grad_clip: float | None = setting(None, float, "clip the gradient norm (0: off)", at_least=0)
+    ema: float | None = setting(None, float, "decay of an exponential moving average of the weights (0: off)",
+                                within=(0, 1))
+    tta: bool | None = setting(None, bool, "flip test-time augmentation")
     # Engineering.
-    decay_norms_and_biases: bool = False
-    amp: bool | None = None  # bf16 autocast where the device computes bf16 natively (cnnlib.device)
-    channels_last: bool | None = None
-    compile: bool = False
-    eval_batch_size: int | None = None  # None: default_eval_batch_size(device)
-    resume: bool = False
-    stop_after: int | None = None
-    progress: bool = True
+    decay_norms_and_biases: bool = setting(False, bool, "weight decay on the norm layers and biases too")
+    amp: bool | None = setting(None, bool, "bf16 autocast on CUDA and on CPUs with native bf16")
+    channels_last: bool | None = setting(None, bool, "channels-last memory format (default: on CUDA and CPU)")
+    compile: bool = setting(False, bool, "torch.compile the model", resumable=True)
+    eval_batch_size: int | None = setting(None, int, "images per evaluation batch (default: sized to the device)",
+                                          positive=True, resumable=True)
+    eval_every: int = setting(1, int, "evaluate the test set every N epochs (and after the last)", positive=True,
+                              resumable=True)
+    resume: bool = setting(False, bool, "continue the run in --out from its last checkpoint", resumable=True,
+                           sweepable=False)
+    stop_after: int | None = setting(None, int, "stop after N epochs of this invocation (resume later)",
+                                     positive=True, resumable=True, sweepable=False)
+    progress: bool = setting(True, bool, "progress bars", resumable=True, sweepable=False)
+
+
+SETTINGS: dict[str, Setting] = {entry.name: entry.metadata["setting"] for entry in dataclasses.fields(TrainConfig)}
+# The settings an interrupted run may change when it resumes.
+RESUMABLE = frozenset(name for name, declared in SETTINGS.items() if declared.resumable)
+
+
+def sweepable() -> list[str]:
+    """The settings a sweep of ``train`` may set, in declaration order."""
+    return [name for name, declared in SETTINGS.items() if declared.sweepable]
+
+
+def check_setting(name: str, value: Any) -> None:
+    """Raise a one-sentence :class:`UserError` unless ``value`` has the type, choice and range
+    declared for setting ``name`` (``None`` passes where the default is ``None``)."""
+    declared = SETTINGS[name]
+    if value is None and TrainConfig.__dataclass_fields__[name].default is None:
+        return
+    if declared.choices is not None:
+        if value not in declared.choices:
+            raise UserError(f"Unknown {name} {value!r}: choose one of {', '.join(declared.choices)}.")
+        return
+    if declared.kind is bool and not isinstance(value, bool):
+        raise UserError(f"{name} must be True or False, not {value!r}.")
+    if declared.kind in (int, float):
+        number = (int, float) if declared.kind is float else int
+        if isinstance(value, bool) or not isinstance(value, number):
+            raise UserError(f"{name} must be {'a number' if declared.kind is float else 'an integer'}, not {value!r}.")
+        if declared.positive and not value > 0:
+            raise UserError(f"{name} must be positive, not {value}.")
+        if declared.at_least is not None and not value >= declared.at_least:
+            raise UserError(f"{name} must be at least {declared.at_least}, not {value}.")
+        if declared.within is not None and not declared.within[0] <= value < declared.within[1]:
+            low, high = declared.within
+            raise UserError(f"{name} must lie in [{low}, {high}), not {value}.")
 
 
 def resolve(config: TrainConfig, channels: int) -> TrainConfig:
@@ -73,34 +146,8 @@ def resolve(config: TrainConfig, channels: int) -> TrainConfig:
 
 
 def _validate(config: TrainConfig) -> None:
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "loss": LOSSES}
-    for key, allowed in choices.items():
-        if getattr(config, key) not in allowed:
-            raise UserError(f"Unknown {key} {getattr(config, key)!r}: choose one of {', '.join(allowed)}.")
-    kinds = {"epochs": int, "batch_size": int, "seed": int, "eval_batch_size": int, "lr": float, "momentum": float,
-             "weight_decay": float, "warmup": float, "label_smoothing": float, "grad_clip": float, "ema": float}
-    for key, kind in kinds.items():
-        value = getattr(config, key)
-        if key == "eval_batch_size" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-            raise UserError(f"{key} must be {'a number' if kind is float else 'an integer'}, not {value!r}.")
-    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr}
-    if config.eval_batch_size is not None:
-        positive["eval_batch_size"] = config.eval_batch_size
-    for key, value in positive.items():
-        if not value > 0:
-            raise UserError(f"{key} must be positive, not {value}.")
-    ranges = {"warmup": (config.warmup, 0, 1), "label_smoothing": (config.label_smoothing, 0, 1),
-              "ema": (config.ema, 0, 1), "momentum": (config.momentum, 0, 1)}
-    for key, (value, low, high) in ranges.items():
-        if not low <= value < high:
-            raise UserError(f"{key} must lie in [{low}, {high}), not {value}.")
-    if config.weight_decay < 0 or config.grad_clip < 0:
-        raise UserError("weight_decay and grad_clip must be zero or positive.")
+    for name in SETTINGS:
+        if SETTINGS[name].kind is not dict:
+            check_setting(name, getattr(config, name))
     if config.loss == "hinge" and config.label_smoothing:
         raise UserError("Label smoothing has no meaning for the hinge loss: set --label-smoothing 0.")
-    if not isinstance(config.amp, bool):
-        raise UserError(f"amp must be True or False, not {config.amp!r}.")
-    if config.stop_after is not None and config.stop_after < 1:
-        raise UserError(f"stop_after must be at least 1, not {config.stop_after}.")

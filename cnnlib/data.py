@@ -15,7 +15,7 @@ Sources
   folder, as most archives have, is looked through; hidden files and files outside class
   folders are ignored. Every image is decoded once, up front, with PIL (upright per its EXIF
   orientation; 16-bit grey scaled to 8 bits; palette transparency kept until the alpha is
-  dropped); files PIL cannot decode are skipped with one warning.
+  dropped); files PIL cannot decode are skipped, named in one sentence on stderr.
 
 ``<root>`` is :func:`data_root`: the ``root`` argument, else ``$CNNLIB_DATA``, else
 ``cache_dir()/"data"``.
@@ -55,9 +55,8 @@ import hashlib
 import io
 import math
 import os
+import sys
 import tarfile
-import tempfile
-import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -72,7 +71,9 @@ from PIL import Image, ImageOps
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from cnnlib.checkpoint import atomic_save
 from cnnlib.errors import UserError
+from cnnlib.record import Preprocess
 
 DATASETS = ("digits", "mnist", "cifar10")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -132,16 +133,18 @@ class DataSplit:
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
                        test_x=self.test_x.to(device), test_y=self.test_y.to(device))
 
+    @property
+    def preprocess(self) -> Preprocess:
+        """What a model trained on this split needs to prepare an image: classes, input shape, mean, std."""
+        return Preprocess(self.classes, self.input_shape, self.mean, self.std)
+
     def normalise(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """float32 ``(x / 255 − mean) / std`` per channel, on ``x_uint8``'s device."""
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x_uint8.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=x_uint8.device).view(-1, 1, 1)
-        return (x_uint8.float() / 255 - mean) / std
+        """float32 ``(x / 255 − mean) / std`` per channel (:meth:`Preprocess.normalise`)."""
+        return self.preprocess.normalise(x_uint8)
 
     def model_input(self, x_uint8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-        """Normalised images in the memory layout the model runs in (channels-last or not)."""
-        x = self.normalise(x_uint8)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        """Normalised images in the memory layout the model runs in (:meth:`Preprocess.model_input`)."""
+        return self.preprocess.model_input(x_uint8, channels_last)
 
     def fitted(self, size: int, channels: int | None = None, fit: str = "auto") -> DataSplit:
         """Both image sets brought to ``channels`` × ``size`` × ``size`` by :func:`fit_images`,
@@ -185,8 +188,7 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
     images = _read_source(os.fspath(name_or_path), root, size, channels, fit, download)
     if images.skipped:
         shown = ", ".join(images.skipped[:5]) + (", ..." if len(images.skipped) > 5 else "")
-        warnings.warn(f"Skipped {len(images.skipped)} file(s) of {images.name} that PIL cannot read as images: "
-                      f"{shown}.", stacklevel=2)
+        _tell(f"Skipped {len(images.skipped)} file(s) of {images.name} that PIL cannot read as images: {shown}.")
     train, test, source = (images.train_x, images.train_y), (images.test_x, images.test_y), images.source
     if images.test_x is None:
         train_index, test_index = _stratified_split(images.train_y, test_fraction, split_seed)
@@ -468,21 +470,17 @@ def _cache_key(path: Path, size: int | None, channels: int | None, fit: str) -> 
 
 
 def _write_cache(images: _Images, target: Path) -> None:
-    """``torch.save`` to a temporary file beside ``target``, then ``os.replace``: a reader never
-    sees half a file. A cache that cannot be written only costs time, so it warns."""
-    temporary = None
+    """Save the decoded images atomically; a cache that cannot be written only costs time, so it is said, not raised."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, suffix=".partial")
-        with os.fdopen(descriptor, "wb") as handle:
-            torch.save(vars(images), handle)
-        os.replace(temporary, target)
+        atomic_save(vars(images), target)
     except OSError as error:
-        warnings.warn(f"Could not cache the decoded images in {target.parent} ({error}); set CNNLIB_CACHE to a "
-                      f"writable folder to make the next load fast.")
-    finally:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+        _tell(f"Could not cache the decoded images in {target.parent} ({error}); set CNNLIB_CACHE to a "
+              f"writable folder to make the next load fast.")
+
+
+def _tell(sentence: str) -> None:
+    """A message the user should read, as one plain sentence on stderr (no warning's source line)."""
+    print(sentence, file=sys.stderr, flush=True)
 
 
 def _decode_images(path: Path, name: str, source: str, size: int | None, channels: int | None,

@@ -1,5 +1,6 @@
-"""Explanations: where in the image the evidence for a class lies (Grad-CAM) and what a layer
-sees (its feature maps, :func:`cnnlib.plots.feature_maps`).
+"""Explanations: where in an image the evidence for a class lies (Grad-CAM), and its overlay.
+
+What a layer sees, its feature maps, is :func:`cnnlib.plots.feature_maps`.
 
 Grad-CAM (Selvaraju et al. 2017, Sec. 3) weights each feature map ``A^k`` of a convolutional
 layer by the spatial mean of the class score's gradient with respect to it (Eq. 1), sums the
@@ -16,27 +17,23 @@ from captum.attr import LayerAttribution, LayerGradCam
 from matplotlib.figure import Figure
 from torch import nn
 
+from cnnlib.arithmetic import forward_hooks
 from cnnlib.errors import UserError
+from cnnlib.plots import show_image
 
 
 def last_spatial_layer(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
     """The name of the last module to finish whose output is still a feature map larger than
     1×1: the "last convolutional layer" Grad-CAM explains (Sec. 3), found by one forward pass."""
     finished: list[str] = []
-    hooks = [module.register_forward_hook(
-        lambda module, inputs, output, name=name: finished.append(name)
-        if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-2] * output.shape[-1] > 1 else None)
-        for name, module in model.named_modules() if name]
-    device = next(model.parameters()).device
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
+
+    def note(name: str, module: nn.Module, inputs: tuple, output) -> None:
+        if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-2] * output.shape[-1] > 1:
+            finished.append(name)
+
+    named = [(name, module) for name, module in model.named_modules() if name]
+    with forward_hooks(model, named, hook=note), torch.no_grad():
+        model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
     if not finished:
         raise UserError("The model has no layer with a feature map larger than 1×1 to explain: use a larger input.")
     return finished[-1]
@@ -68,12 +65,7 @@ def plot_grad_cam(image: torch.Tensor, heatmap: torch.Tensor, title: str = "", a
     """The uint8 image (C, H, W) with its Grad-CAM map laid over it (jet colours, half transparent)."""
     figure = axis.figure if axis is not None else plt.subplots(figsize=(3, 3), layout="constrained")[0]
     axis = axis if axis is not None else figure.axes[0]
-    image = image.cpu().numpy()
-    if image.shape[0] == 1:
-        axis.imshow(image[0], cmap="gray", vmin=0, vmax=255)
-    else:
-        axis.imshow(image.transpose(1, 2, 0))
+    show_image(axis, image)
     axis.imshow(heatmap.cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
     axis.set_title(title or "Grad-CAM", fontsize=9)
-    axis.axis("off")
     return figure

@@ -1,4 +1,4 @@
-"""Figures for the chapters: curves, confusion matrix, misclassified images, filters.
+"""Figures for the chapters: curves, confusion matrix, misclassified images, filters, feature maps.
 
 Each function returns a matplotlib ``Figure`` and draws nothing else, so a notebook shows
 it and a script can save it.
@@ -15,16 +15,28 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
+from cnnlib.arithmetic import forward_hooks
 from cnnlib.data import DataSplit
+from cnnlib.errors import UserError
+from cnnlib.record import Preprocess
+
+# The y-axis of a run's loss curves, by TrainConfig.loss; the test loss is always cross-entropy
+# (cnnlib.evaluate), so a run trained on another loss says so in its legend.
+LOSS_LABELS = {"cross_entropy": "cross-entropy loss", "mse": "squared error of the probabilities (Brier)",
+               "hinge": "multi-class hinge loss"}
 
 
-def plot_history(history: pd.DataFrame, title: str = "") -> Figure:
-    """Loss and accuracy per epoch, training beside test."""
+def plot_history(history: pd.DataFrame, title: str = "", loss: str | None = None) -> Figure:
+    """Loss and accuracy per epoch, training beside test. ``loss`` names the training loss
+    (a ``TrainConfig.loss``); by default the one :func:`cnnlib.train.train` stores in
+    ``history.attrs["loss"]``, else cross-entropy."""
+    loss = loss or history.attrs.get("loss", "cross_entropy")
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    for split, style in (("train", "-o"), ("test", "-s")):
-        loss_axis.plot(history["epoch"], history[f"{split}_loss"], style, label=split, markersize=4)
+    test_label = "test" if loss == "cross_entropy" else "test (cross-entropy)"
+    for split, style, label in (("train", "-o", "train"), ("test", "-s", test_label)):
+        loss_axis.plot(history["epoch"], history[f"{split}_loss"], style, label=label, markersize=4)
         accuracy_axis.plot(history["epoch"], history[f"{split}_accuracy"], style, label=split, markersize=4)
-    loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    loss_axis.set(xlabel="epoch", ylabel=LOSS_LABELS.get(loss, f"{loss} loss"), title="Loss")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for axis in (loss_axis, accuracy_axis):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -58,7 +70,8 @@ def plot_confusion(labels: torch.Tensor, predictions: torch.Tensor, classes: lis
     return figure
 
 
-def _show_image(axis, image: torch.Tensor) -> None:
+def show_image(axis, image: torch.Tensor) -> None:
+    """Draw a uint8 image (C, H, W) on ``axis``: grey on a 0–255 scale for one channel, colour for three."""
     image = image.cpu().numpy()
     if image.shape[0] == 1:
         axis.imshow(image[0], cmap="gray", vmin=0, vmax=255)
@@ -88,7 +101,7 @@ def plot_misclassified(data: DataSplit, predictions: torch.Tensor, count: int = 
     for axis in axes.flat:
         axis.axis("off")
     for axis, index in zip(axes.flat, wrong.tolist()):
-        _show_image(axis, data.test_x[index])
+        show_image(axis, data.test_x[index])
         axis.set_title(f"{data.classes[data.test_y[index]]}→{data.classes[predictions[index]]}", fontsize=8)
     figure.suptitle(f"{len(wrong)} misclassified test images (true→predicted)"
                     if len(wrong) else "No misclassified test images")
@@ -118,7 +131,7 @@ def plot_filters(model: nn.Module, limit: int = 64) -> Figure:
     for axis in axes.flat:
         axis.axis("off")
     for axis, kernel in zip(axes.flat, scaled):
-        _show_image(axis, kernel if kernel.shape[0] in (1, 3) else kernel[:1])
+        show_image(axis, kernel if kernel.shape[0] in (1, 3) else kernel[:1])
     figure.suptitle(f"First-layer filters ({tuple(weight.shape[1:])} each)")
     return figure
 
@@ -128,34 +141,35 @@ def feature_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.Ten
     prepared float image (C, H, W), without the batch dimension."""
     modules = dict(model.named_modules())
     if layer not in modules:
-        from cnnlib.errors import UserError
-
         raise UserError(f"The model has no layer {layer!r}: pick a name from its layer table (cnnlib summary).")
     captured: list[torch.Tensor] = []
-    handle = modules[layer].register_forward_hook(lambda module, inputs, output: captured.append(output.detach()))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(image.unsqueeze(0))
-    finally:
-        handle.remove()
-        model.train(was_training)
+
+    def keep(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        captured.append(output.detach())
+
+    with forward_hooks(model, [(layer, modules[layer])], hook=keep), torch.no_grad():
+        model(image.unsqueeze(0))
     return captured[0][0].float().cpu()
 
 
 def plot_feature_maps(model: nn.Module, data: DataSplit, layer: str, index: int = 0, limit: int = 16) -> Figure:
     """The test image ``index`` and the first ``limit`` feature maps of ``layer`` for it."""
-    device = next(model.parameters()).device
-    image = data.test_x[index].to(device)
-    maps = feature_maps(model, data.normalise(image.unsqueeze(0))[0], layer)[:limit]
+    return plot_image_feature_maps(model, data.test_x[index], data.preprocess, layer,
+                                   data.classes[data.test_y[index]], limit)
+
+
+def plot_image_feature_maps(model: nn.Module, image: torch.Tensor, preprocess: Preprocess, layer: str,
+                            title: str = "", limit: int = 16) -> Figure:
+    """A uint8 image (C, H, W) and the first ``limit`` feature maps of ``layer`` for it."""
+    image = image.to(next(model.parameters()).device)
+    maps = feature_maps(model, preprocess.normalise(image.unsqueeze(0))[0], layer)[:limit]
     columns = min(8, len(maps) + 1)
     rows = math.ceil((len(maps) + 1) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.3), layout="constrained", squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    _show_image(axes.flat[0], image)
-    axes.flat[0].set_title(data.classes[data.test_y[index]], fontsize=8)
+    show_image(axes.flat[0], image)
+    axes.flat[0].set_title(title, fontsize=8)
     for axis, feature_map in zip(list(axes.flat)[1:], maps):
         axis.imshow(feature_map.numpy(), cmap="viridis")
     figure.suptitle(f"Feature maps of {layer} ({tuple(maps.shape[1:])} each)")

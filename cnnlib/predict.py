@@ -1,7 +1,7 @@
 """Prediction: a trained checkpoint applied to any image file, preprocessed as in training.
 
-A checkpoint carries what preprocessing needs (``checkpoint["data"]``: class names, input
-shape, mean and std of the training images), so nothing is retyped. An image goes through
+A checkpoint's record carries what preprocessing needs (:class:`cnnlib.record.Preprocess`:
+class names, input shape, mean and std of the training images), so nothing is retyped. An image goes through
 the same steps as a training image: decoded by :func:`cnnlib.data.read_image`, brought to
 the model's channels and size by :func:`cnnlib.data.fit_images`, normalised with the
 training statistics, and run through :func:`cnnlib.evaluate.predict_logits`.
@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cnnlib.checkpoint import model_from_checkpoint
-from cnnlib.data import DataSplit, fit_images, read_image
-from cnnlib.errors import UserError
+from cnnlib.data import fit_images, read_image
 from cnnlib.device import select_device
-from cnnlib.evaluate import predict_logits
+from cnnlib.errors import UserError
+from cnnlib.evaluate import model_from_checkpoint, predict_logits
+from cnnlib.record import Preprocess, RunRecord
 
 @dataclass
 class Prediction:
@@ -52,27 +52,38 @@ class Prediction:
 
 @dataclass
 class Classifier:
-    """A trained model with the class names and preprocessing of its checkpoint."""
+    """A trained model with the preprocessing of its checkpoint (and the record of its run,
+    where it came from one)."""
 
     model: nn.Module
-    classes: list[str]
-    input_shape: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    checkpoint: str
-    config: dict[str, Any]
+    preprocess: Preprocess
+    checkpoint: str = ""
+    record: RunRecord | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in the order of the model's outputs."""
+        return list(self.preprocess.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the model's input."""
+        return self.preprocess.input_shape
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the training images (0–1 scale)."""
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of the training images (0–1 scale)."""
+        return self.preprocess.std
 
     @property
     def device(self) -> torch.device:
         """Where the model's weights are."""
         return next(self.model.parameters()).device
-
-    def as_split(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> DataSplit:
-        """Fitted uint8 ``images`` (N, C, H, W) as the test set of a :class:`DataSplit` with the
-        training statistics, for the functions of :mod:`cnnlib.evaluate` and :mod:`cnnlib.plots`."""
-        labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
-        return DataSplit(name="images", train_x=images[:0], train_y=labels[:0], test_x=images, test_y=labels,
-                         classes=self.classes, mean=self.mean, std=self.std, source=self.checkpoint)
 
     def should_invert(self, image: torch.Tensor) -> bool:
         """Whether ``invert="auto"`` inverts this uint8 (C, H, W) image (see the module docstring)."""
@@ -117,7 +128,7 @@ class Classifier:
             prepared.append(fitted)
             flips.append(flipped)
         batch = torch.stack(prepared).to(self.device)
-        probabilities = predict_logits(self.model, self.as_split(batch), batch).softmax(1).cpu()
+        probabilities = predict_logits(self.model, self.preprocess, batch).softmax(1).cpu()
         k = min(top_k, len(self.classes))
         predictions = []
         for source, fitted, flipped, row in zip(sources, prepared, flips, probabilities):
@@ -129,10 +140,8 @@ class Classifier:
 
 def load_classifier(checkpoint: str | os.PathLike, device: str = "cpu") -> Classifier:
     """The model of a ``cnnlib train`` checkpoint, ready to classify images."""
-    model, state = model_from_checkpoint(checkpoint, select_device(device))
-    data = state["data"]
-    return Classifier(model, list(data["classes"]), tuple(data["input_shape"]), tuple(data["mean"]),
-                      tuple(data["std"]), str(checkpoint), state["config"])
+    model, record = model_from_checkpoint(checkpoint, select_device(device))
+    return Classifier(model, record.preprocess, str(checkpoint), record)
 
 
 def image_files(paths: list[str | os.PathLike]) -> list[Path]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlib.errors import UserError
-from cnnlib.config import TrainConfig
+from cnnlib.config import SETTINGS, TrainConfig
 
 # Model options a preset passes to the builder rather than to the trainer.
 MODEL_OPTIONS = ("width_mult", "init", "variant", "stem_stride")
@@ -95,8 +95,7 @@ def preset_config(network: str, preset: str = "cpu", *, model_options: dict[str,
     adds options of the builder (``residual=False``)."""
     values = preset_values(network, preset) | {key: value for key, value in settings.items() if value is not None}
     options = {key: values.pop(key) for key in MODEL_OPTIONS if key in values} | (model_options or {})
-    fields = set(TrainConfig.__dataclass_fields__)
-    unknown = sorted(set(values) - fields)
+    unknown = sorted(set(values) - set(SETTINGS))
     if unknown:
         raise UserError(f"{unknown[0]!r} is neither a training setting nor a model option of the presets: "
                         f"see `cnnlib train --help` for the settings.")

@@ -44,8 +44,6 @@ from cnnlib.errors import UserError
 
 TRAIN = "train"
 MODEL_OPTION = "option."
-# TrainConfig fields a sweep sets itself, or that would break the one-folder-per-run contract.
-_RESERVED = ("out", "resume", "stop_after", "progress", "model_options")
 RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "final_train_accuracy", "train_seconds")
 CHECKPOINT = "checkpoint.pt"
 STATUS = "status.json"
@@ -75,9 +73,9 @@ def valid_parameters(target: str) -> list[str]:
     """The names a sweep of ``target`` accepts: a notebook's ``parameters`` cell, or the
     :class:`~cnnlib.config.TrainConfig` fields (plus ``option.NAME`` for model options)."""
     if target == TRAIN:
-        from cnnlib.config import TrainConfig
+        from cnnlib.config import sweepable
 
-        return [field.name for field in dataclasses.fields(TrainConfig) if field.name not in _RESERVED]
+        return sweepable()
     import papermill
 
     path = Path(target)

@@ -14,7 +14,6 @@ Everything a run needs to continue is checkpointed atomically after every epoch,
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -29,8 +28,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-import cnnlib
 from cnnlib import models
+from cnnlib.arithmetic import layer_table
 from cnnlib.augment import augmentation_for, crop_padding, training_batch
 from cnnlib.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from cnnlib.config import RESUMABLE, TrainConfig, resolve
@@ -39,6 +38,7 @@ from cnnlib.device import autocast, device_description, precision, select_device
 from cnnlib.errors import UserError
 from cnnlib.evaluate import evaluate
 from cnnlib.optim import lr_factor, loss_and_logits, make_criterion, make_optimizer
+from cnnlib.record import RunRecord
 
 @dataclass
 class TrainResult:
@@ -117,7 +117,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
-        history, start_epoch = state["history"], state["epoch"]
+        history, start_epoch = RunRecord.from_checkpoint(state).history, state["epoch"]
         if main:
             print(f"Resuming {checkpoint_path} after epoch {start_epoch} of {config.epochs}.")
 
@@ -137,54 +137,52 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         shard = order[rank::world][: steps_per_epoch * per_rank_batch]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = torch.tensor(len(shard), device=device)  # images this epoch: less than a batch on a small set
         first_bad = torch.full((), -1, device=device, dtype=torch.long)
         steps = tqdm(enumerate(shard.split(per_rank_batch)), total=steps_per_epoch, leave=False, mininterval=1,
                      desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and main))
         for step, index in steps:
             x, y = training_batch(data, index, mode, padding, generator, channels_last)
-            with autocast(device, config.amp):
-                loss, logits = loss_and_logits(trained(x), y, criterion, aux_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            loss, logits = _step(trained, model, x, y, criterion, aux_weight, optimizer, config, device)
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            loss_sum += loss.detach().float()
+            loss_sum += loss.float()
             correct += (logits.argmax(1) == y).sum()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             if step % 50 == 49:
                 _stop_if_diverged(first_bad, epoch, config, checkpoint_path)
                 steps.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}", refresh=False)
         _stop_if_diverged(first_bad, epoch, config, checkpoint_path)
         if world > 1:
-            for total in (loss_sum, correct):
+            for total in (loss_sum, correct, seen):
                 dist.all_reduce(total)
         train_seconds = time.perf_counter() - started
-        seen = steps_per_epoch * per_rank_batch * world
         row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / (steps_per_epoch * world),
-               "train_accuracy": correct.item() / seen, "lr": scheduler.get_last_lr()[0],
-               "train_seconds": train_seconds, "images_per_second": seen / train_seconds}
+               "train_accuracy": correct.item() / seen.item(), "lr": scheduler.get_last_lr()[0],
+               "train_seconds": train_seconds, "images_per_second": seen.item() / train_seconds}
         if main:
-            result = evaluate(evaluated, data, config.eval_batch_size, config.tta, channels_last, config.amp)
-            row |= {"test_loss": result["loss"], "test_accuracy": result["accuracy"]}
+            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == last_epoch:
+                result = evaluate(evaluated, data, config.eval_batch_size, config.tta, channels_last, config.amp)
+                row |= {"test_loss": result["loss"], "test_accuracy": result["accuracy"]}
             history.append(row)
+            tested = f"  test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else ""
             print(f"epoch {epoch + 1:>3}/{config.epochs}  train loss {row['train_loss']:.4f} "
-                  f"acc {row['train_accuracy']:.4f}  test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}  "
-                  f"{train_seconds:.1f} s", flush=True)
+                  f"acc {row['train_accuracy']:.4f}{tested}  {train_seconds:.1f} s", flush=True)
             save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, scheduler, ema, generator, device,
-                                                               epoch + 1, config, history, data))
+                                                               epoch + 1, _record(config, data, history)))
         if world > 1:
             dist.barrier()
 
     history_frame = pd.DataFrame(history)
-    metrics = _metrics(config, data, model, history_frame, device, world, out) if main and history else {}
+    history_frame.attrs["loss"] = config.loss  # plots.plot_history names the loss axis after it
+    metrics = {}
     if main and history:
+        record = _record(config, data, history, _metrics(config, data, model, history_frame, device, world, out))
         out.mkdir(parents=True, exist_ok=True)
         history_frame.to_csv(out / "history.csv", index=False)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        record.write_metrics(out / "metrics.json")
+        metrics = record.metrics_json()
     if world > 1:
         dist.destroy_process_group()
     evaluated.eval()
@@ -218,11 +216,7 @@ def lr_range_test(config: TrainConfig, start: float = 1e-5, end: float = 10.0, s
             group["lr"] = lr
         index = torch.randint(0, len(data.train_y), (config.batch_size,), generator=generator).to(device)
         x, y = training_batch(data, index, mode, padding, generator, False)
-        loss, _ = loss_and_logits(model(x), y, criterion, aux_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        value = loss.item()
+        value = _step(model, model, x, y, criterion, aux_weight, optimizer, config, device)[0].item()
         average = smoothing * average + (1 - smoothing) * value
         smoothed = average / (1 - smoothing ** (step + 1))  # bias-corrected, as Adam's moments
         rows.append({"lr": lr, "loss": value, "smoothed_loss": smoothed})
@@ -232,6 +226,21 @@ def lr_range_test(config: TrainConfig, start: float = 1e-5, end: float = 10.0, s
     frame = pd.DataFrame(rows)
     frame.attrs["suggested_lr"] = float(frame["lr"][frame["smoothed_loss"].idxmin()] / 10)
     return frame
+
+
+def _step(network: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
+          aux_weight: float, optimizer: torch.optim.Optimizer, config: TrainConfig,
+          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step of ``network`` (``model``, compiled or wrapped for several processes)
+    on a batch, in the run's precision: the detached loss and the logits."""
+    with autocast(device, config.amp):
+        loss, logits = loss_and_logits(network(x), y, criterion, aux_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach(), logits
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -257,8 +266,14 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> 
                         "rerun with the same settings, or choose another --out.")
 
 
-def _checkpoint_state(model, optimizer, scheduler, ema, generator, device, epoch, config, history, data):
-    return {
+def _record(config: TrainConfig, data: DataSplit, history: list[dict[str, Any]],
+            metrics: dict[str, Any] | None = None) -> RunRecord:
+    return RunRecord(config.model, dict(config.model_options), data.preprocess, data.name, data.source,
+                     dataclasses.asdict(config), list(history), metrics or {})
+
+
+def _checkpoint_state(model, optimizer, scheduler, ema, generator, device, epoch, record: RunRecord) -> dict[str, Any]:
+    return record.checkpoint_entries() | {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -266,24 +281,15 @@ def _checkpoint_state(model, optimizer, scheduler, ema, generator, device, epoch
         "epoch": epoch,
         "rng": {"generator": generator.get_state(), "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-        "config": dataclasses.asdict(config),
-        "history": history,
-        "data": {"name": data.name, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-                 "input_shape": list(data.input_shape), "source": data.source},
     }
 
 
 def _metrics(config, data, model, history, device, world, out) -> dict[str, Any]:
-    from cnnlib.arithmetic import layer_table
-
     last = history.iloc[-1]
     train_seconds = float(history["train_seconds"].sum())
     images = float((history["images_per_second"] * history["train_seconds"]).sum())
     table = layer_table(model, data.input_shape)
     return {
-        "model": config.model,
-        "dataset": data.name,
-        "dataset_source": data.source,
         "test_accuracy": float(last["test_accuracy"]),
         "test_loss": float(last["test_loss"]),
         "final_train_loss": float(last["train_loss"]),
@@ -293,7 +299,6 @@ def _metrics(config, data, model, history, device, world, out) -> dict[str, Any]
         "train_images_per_second": images / train_seconds,
         "params": int(table.attrs["total_params"]),
         "macs": int(table.attrs["total_macs"]),
-        "input_shape": list(data.input_shape),
         "train_images": int(len(data.train_y)),
         "test_images": int(len(data.test_y)),
         "device": device.type,
@@ -301,11 +306,6 @@ def _metrics(config, data, model, history, device, world, out) -> dict[str, Any]
         "precision": precision(device, config.amp),
         "cpu_threads": torch.get_num_threads(),
         "world_size": world,
-        "seed": config.seed,
-        "torch_version": torch.__version__,
-        "cnnlib_version": cnnlib.__version__,
-        "recipe": config.recipe,
-        "config": dataclasses.asdict(config),
         "checkpoint": str(out / "checkpoint.pt"),
     }
 

@@ -120,3 +120,32 @@ def assert_width_mult_errors():
         create(name, 10, 3, 32, width_mult=minimum)  # the advice holds: the narrowest layer keeps one channel
 
     return check
+
+
+# `make test-fast` runs `pytest -m "not slow"`. Slow: notebook execution, the built site and a browser,
+# Ray, several processes, long training and ImageNet-size forward passes of every network (each above
+# ~10 s on 2 CPU cores, or many seconds together); `make test` runs them too.
+SLOW_MODULES = {"test_notebooks.py", "test_book.py", "test_classifier_browser.py", "test_sweep_ray.py"}
+SLOW_TESTS = {
+    "test_benchmarks.py": {"test_eval_batch_benchmark_reports_every_model_and_batch",
+                           "test_precision_benchmark_reports_both_precisions",
+                           "test_reference_gpu_script_dry_run_on_the_cpu"},
+    "test_cli.py": {"test_summary_json_agrees_with_torchvision_model_card"},
+    "test_data.py": {"test_cifar10_jpeg_copy_is_decoded_once_then_cached"},
+    "test_models_classic.py": {"test_vgg_paper_init_stalls_the_deeper_plain_nets",
+                               "test_torchvision_weights_load_and_give_the_same_logits"},
+    "test_models_modern.py": {"test_imagenet_size_output_shape", "test_resnet_output_sizes_match_table1",
+                              "test_one_sgd_step_lowers_the_loss"},
+    "test_sweep.py": {"test_two_by_two_grid_in_two_processes_gives_four_rows",
+                      "test_named_settings_keep_their_parameters_together_and_resume",
+                      "test_notebook_sweep_keeps_each_executed_notebook"},
+    "test_train.py": {"test_real_mnist_reaches_a_floor"},
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests ``slow`` (by module, or by test function within a module)."""
+    for item in items:
+        module = item.path.name
+        if module in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS.get(module, ()):
+            item.add_marker(pytest.mark.slow)

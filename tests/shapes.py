@@ -1,9 +1,43 @@
-"""Shapes of named modules in one forward: a helper the model tests share."""
+"""Helpers the model tests share: building through the registry, counting parameters and
+multiply-accumulates, and the shapes of named modules in one forward."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlib.models import create
+
+
+def build(name: str, side: int, *, num_classes: int = 10, in_channels: int = 3, **options) -> nn.Module:
+    """The model as the library builds it, for side×side inputs (create() checks the size)."""
+    return create(name, num_classes, in_channels, side, **options)
+
+
+def on_meta(name: str, side: int = 224, **options) -> nn.Module:
+    """An ImageNet-size model (1000 classes) on the meta device (shapes only), in eval mode."""
+    with torch.device("meta"):
+        return build(name, side, num_classes=1000, **options).eval()
+
+
+def count_params(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
+    """Parameters of ``model``, leaving out those whose names start with one of ``skip``."""
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(skip))
+
+
+def count_macs(model: nn.Module, side: int = 224) -> tuple[float, dict[str, float]]:
+    """Total multiply-accumulates of a batch-1 forward of side×side images, and per module (FLOPs / 2)."""
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(1, 3, side, side, device=device))
+    per_module = {key.partition(".")[2]: sum(ops.values()) / 2 for key, ops in counter.get_flop_counts().items()}
+    return counter.get_total_flops() / 2, per_module
+
+
+def giga_macs(model: nn.Module, side: int = 224) -> float:
+    """Multiply-accumulates of a batch-1 forward of side×side images, in G."""
+    return count_macs(model, side)[0] / 1e9
 
 
 def io_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict[str, tuple[tuple, tuple]]:

@@ -2,15 +2,18 @@
 is there, and in a real (headless) browser its formulas, tables and figures render with
 no network.
 
-The site is built once per session (about 10 s). The browser checks need Debian's
-``chromium`` and the offline MathJax copy of ``book/fetch_mathjax.sh``; without them they
-are skipped locally and fail in CI (env ``CI`` set). Screenshots of the pages are kept in
+The site is built once per session (about 10 s), unless ``$CNNLIB_SITE`` names one already
+built. The browser checks need Debian's ``chromium``, the ``playwright`` package (no browser
+download) and the offline MathJax copy of ``book/fetch_mathjax.sh``; without them they are
+skipped locally and fail in CI (env ``CI`` set). Every page is opened at a 1400 px window with
+the network observed. Screenshots of the pages are kept in
 ``$CNNLIB_ARTIFACTS`` (default: a pytest temporary folder).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -81,7 +84,10 @@ def _toc_files() -> list[str]:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The course site, built once from the repository."""
+    """The course site, built once from the repository; or the HTML folder named by ``$CNNLIB_SITE``, a site
+    already built from this checkout (by `make book`, say), so that CI checks the site it publishes."""
+    if os.environ.get("CNNLIB_SITE"):
+        return Path(os.environ["CNNLIB_SITE"])
     return _build(REPO, tmp_path_factory.mktemp("book"))
 
 
@@ -260,3 +266,161 @@ def test_study_page_shows_plots_of_its_sweep_and_the_setting(study: str, site: P
     text = dom.select_one("main").get_text(" ")
     assert "Where the numbers on this page come from" in text
     assert re.search(r"\d+ of \d+ runs finished", text), f"{study} does not show the runs of its sweep"
+
+
+# --- What a reader of the published site sees (issue 16) --------------------------------
+
+NOTEBOOK_PAGES = [page for page in _toc_files() if page.startswith("notebooks/")]
+# Traces of the build that must never reach a page: nbval's markers, the machine's paths, a title that was
+# not an f-string, and a float printed with all its digits.
+BUILD_TRACES = re.compile(r"NBVAL_|/work/|/home/|\{model_name\}|\d\.\d{10,}")
+
+
+def _config() -> dict:
+    return yaml.safe_load((REPO / "_config.yml").read_text())
+
+
+def _page(site: Path, page: str) -> BeautifulSoup:
+    return BeautifulSoup((site / f"{page}.html").read_text(), "html.parser")
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_every_image_of_a_notebook_page_is_a_numbered_figure_with_its_own_caption(page: str, site: Path) -> None:
+    dom = _page(site, page)
+    captions = []
+    for image in dom.select("article.bd-article img"):
+        figure = image.find_parent("figure")
+        caption = figure.find("figcaption") if figure else None
+        assert caption is not None, f"an image of {page} is not in a captioned figure: {image.get('src')}"
+        assert caption.select_one(".caption-number"), f"a figure of {page} has no number: {caption.get_text()}"
+        captions.append(caption.select_one(".caption-text").get_text(" ", strip=True))
+    assert all(captions), f"a figure of {page} has an empty caption"
+    repeated = {caption for caption in captions if captions.count(caption) > 1}
+    assert not repeated, f"figures of {page} share a caption: {repeated}"
+    assert "((" not in " ".join(captions), f"doubled brackets in a caption of {page}"
+
+
+@pytest.mark.parametrize("page", _toc_files())
+def test_no_page_shows_traces_of_the_build(page: str, site: Path) -> None:
+    dom = _page(site, page)
+    main = dom.select_one("main")
+    traces = sorted({match.group() for match in BUILD_TRACES.finditer(main.get_text(" "))})
+    assert not traces, f"{page} shows {traces}"
+    assert not dom.select(".tag_injected-parameters"), f"{page} shows papermill's injected-parameters cell"
+    prose = copy.copy(main)
+    for code in prose.select("pre, code, .math, script"):
+        code.decompose()
+    assert "((" not in prose.get_text(), f"doubled brackets in the text of {page}"
+
+
+def test_intro_links_every_chapter_by_name(site: Path) -> None:
+    intro = _page(site, "book/intro")
+    links = {}
+    for link in intro.select("main table a[href]"):
+        target = (site / "book" / unquote(urlparse(link["href"]).path)).resolve()
+        links.setdefault(target.relative_to(site.resolve()).with_suffix("").as_posix(), []).append(
+            link.get_text(strip=True))
+    for chapter in _part_files("Architectures"):
+        names = links.get(chapter)
+        assert names, f"the intro's chapter table does not link {chapter}"
+        title = _page(site, chapter).select_one("main h1").get_text(strip=True).rstrip("#")
+        assert all(name and name.split()[0].rstrip(":") in title for name in names), (chapter, names, title)
+
+
+def test_the_colab_install_cell_installs_from_the_configured_repository() -> None:
+    url = _config()["repository"]["url"]
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+        install = "".join(cells[0]["source"])
+        assert "google.colab" in install and f"git+{url}" in install, \
+            f"{path.name}: the first cell must install cnnlib from {url} (the repository of _config.yml)"
+    for page in (REPO / "book").glob("*.md"):
+        named = set(re.findall(r"git\+(https://[^\s`\"]+)", page.read_text()))
+        assert named <= {url}, f"{page.name} installs from {named - {url}}, not from {url} (_config.yml)"
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_notebook_pages_have_a_repository_button_beside_the_launch_buttons(page: str, site: Path) -> None:
+    dom = _page(site, page)
+    url = _config()["repository"]["url"]
+    assert any(link["href"].rstrip("/") == url for link in dom.select("a[href]")), f"{page}: no link to {url}"
+    assert dom.select(".dropdown-launch-buttons"), f"{page}: no launch buttons"
+
+
+def test_pages_without_widgets_load_no_widget_manager(site: Path) -> None:
+    for page in NOTEBOOK_PAGES:
+        dom = _page(site, page)
+        if dom.select('[type="application/vnd.jupyter.widget-view+json"]'):
+            continue
+        scripts = [script["src"] for script in dom.find_all("script", src=True)]
+        assert not [src for src in scripts if "require" in src or "jupyter-widgets" in src], page
+
+
+def test_offline_mathjax_is_only_the_bundle_the_pages_load() -> None:
+    if not OFFLINE_MATHJAX.is_file():
+        pytest.skip("no offline MathJax copy: run `sh book/fetch_mathjax.sh`")
+    folder = OFFLINE_MATHJAX.parent
+    top = {path.name for path in folder.iterdir()}
+    assert top <= {"tex-mml-chtml.js", "output", "input", "VERSION"}, f"more than one bundle in {folder}: {top}"
+    assert sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) < 4e6
+
+
+# --- The published pages in the browser, with the network observed -----------------------
+
+@pytest.fixture(scope="session")
+def browser(chromium: str):
+    """Chromium driven by Playwright (no browser download: Debian's binary)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        message = "the playwright package is missing: `pip install -e '.[test]'` (the site's browser checks need it)."
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+# The width of a page's tables against the column of text they sit in, and the shell commands that run past
+# the edge of their box (a command cut off cannot be copied by reading it: long ones are wrapped with "\\").
+MEASURE_PAGE = """() => {
+  const column = document.querySelector("article.bd-article") || document.querySelector("main");
+  const width = column.getBoundingClientRect().width;
+  const tables = [...column.querySelectorAll("table")].map(table => ({
+    width: table.getBoundingClientRect().width, column: width,
+    head: (table.querySelector("tr") || table).innerText.slice(0, 80)}));
+  const cut = [...column.querySelectorAll("div.highlight-bash pre")]
+    .filter(block => block.scrollWidth > block.clientWidth + 1).map(block => block.innerText.slice(0, 80));
+  return {tables, cut};
+}"""
+
+
+@pytest.mark.parametrize("page", _toc_files())
+def test_page_requests_nothing_from_another_host_and_fits_the_column(page: str, browser, site: Path) -> None:
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requests: list[str] = []
+    tab.on("request", lambda request: requests.append(request.url))
+    try:
+        tab.goto((site / f"{page}.html").as_uri(), wait_until="load")
+        tab.wait_for_timeout(500)
+        measured = tab.evaluate(MEASURE_PAGE)
+    finally:
+        tab.close()
+    elsewhere = [url for url in requests if urlparse(url).scheme not in ("file", "data", "blob")]
+    assert not elsewhere, f"{page} requests from another host: {elsewhere}"
+    assert not measured["cut"], f"commands of {page} cut off at 1400 px: {measured['cut']}"
+    if page.startswith("notebooks/"):
+        wide = [table for table in measured["tables"] if table["width"] > table["column"] + 1]
+        assert not wide, f"tables of {page} wider than the text column at 1400 px: {wide}"
+
+
+def test_performance_figure_is_drawn_from_the_committed_benchmark(tmp_path: Path) -> None:
+    script = REPO / "book" / "figures" / "make_performance.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True, timeout=120)
+    [drawn] = [path.name for path in tmp_path.iterdir()]
+    assert f"figures/{drawn}" in (REPO / "book" / "performance.md").read_text()
+    assert (REPO / "book" / "figures" / drawn).is_file(), f"{drawn} is drawn but not committed"
+    assert "images per second" in (tmp_path / drawn).read_text()
+

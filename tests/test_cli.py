@@ -65,15 +65,42 @@ def test_missing_data_folder(run_cli, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "--epochs", "0"], "must be a positive integer"),
-        (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
-        (["train", "--lr", "-1"], "must be positive"),
-        (["train", "--model-option", "variant"], "expected KEY=VALUE"),
+        (["train", "--epochs", "0"], "epochs must be positive"),
+        (["train", "--epochs", "2.5"], "epochs must be an integer"),
+        (["train", "--optimizer", "lbfgs"], "Unknown optimizer 'lbfgs': choose one of sgd"),
+        (["train", "--lr", "-1"], "lr must be positive"),
+        (["train", "--warmup", "1"], "warmup must lie in [0, 1)"),
+        (["train", "--grad-clip", "-1"], "grad_clip must be at least 0"),
     ],
 )
 def test_bad_option_values_exit_2(run_cli, argv, message):
     status, _, err = run_cli(*argv)
     assert status == 2 and message in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model-option", "variant"], "--model-option 'variant' is not KEY=VALUE: write e.g."),
+        (["--model-option", "=paper"], "--model-option '=paper' is not KEY=VALUE"),
+        (["--model-option", "variant="], "--model-option 'variant=' is not KEY=VALUE"),
+        (["--model-option", "variant=paper", "--model-option", "variant=modern"], "variant is given twice"),
+    ],
+)
+def test_bad_key_values_are_one_sentence(run_cli, argv, message):
+    for command in ("summary", "train"):
+        status, out, err = run_cli(command, "--model", "lenet5", *argv)
+        assert status == 2 and message in err and out == ""
+        assert err.startswith("cnnlib: error: ") and err.count("\n") == 1
+
+
+def test_key_values_are_typed_and_dashes_in_keys_are_underscores():
+    from cnnlib.cli import key_values
+
+    assert key_values(["width-mult=0.5", "aux_logits=false", "depth=3", "variant=paper"], "--model-option") == {
+        "width_mult": 0.5, "aux_logits": False, "depth": 3, "variant": "paper"}
+    assert key_values(["lr=0.1,1e-2", "nesterov=true,False"], "--grid", many=True) == {
+        "lr": [0.1, 0.01], "nesterov": [True, False]}
 
 
 def test_train_then_evaluate(run_cli, tmp_path):
@@ -103,7 +130,6 @@ SAME_AS_TORCHVISION = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("name", "options", "card"), SAME_AS_TORCHVISION, ids=[row[0] for row in SAME_AS_TORCHVISION])
 def test_summary_json_agrees_with_torchvision_model_card(run_cli, name, options, card):
     import torchvision

@@ -12,11 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
-from shapes import io_shapes
+from shapes import build, count_macs, count_params, io_shapes, on_meta
 import torch
 import torchvision
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlib.errors import UserError
 from cnnlib.models import create, names, spec
@@ -27,30 +26,6 @@ CLASSIC = ["alexnet", "nin", "vgg11", "vgg13", "vgg16", "vgg19",
 IMAGENET_SIDE = {"alexnet": 227}  # the others: 224
 INITS = ("paper", "xavier", "kaiming", "pytorch")
 DATA = Path(os.environ.get("CNNLIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def build(name: str, side: int, *, num_classes: int = 10, in_channels: int = 3, **options) -> nn.Module:
-    """The model as the library builds it, for side×side inputs (create() checks the size)."""
-    return create(name, num_classes, in_channels, side, **options)
-
-
-def on_meta(name: str, side: int, **options) -> nn.Module:
-    """An ImageNet-size model (1000 classes) on the meta device, in eval mode."""
-    with torch.device("meta"):
-        return build(name, side, num_classes=1000, **options).eval()
-
-
-def count_params(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(skip))
-
-
-def count_macs(model: nn.Module, side: int) -> tuple[float, dict[str, float]]:
-    """Total multiply–accumulates of a batch-1 forward, and per module (FLOPs / 2)."""
-    device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(1, 3, side, side, device=device))
-    per_module = {key.partition(".")[2]: sum(ops.values()) / 2 for key, ops in counter.get_flop_counts().items()}
-    return counter.get_total_flops() / 2, per_module
 
 
 def output_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict[str, tuple[int, ...]]:
@@ -574,3 +549,23 @@ def test_lenet5_study_options_change_the_modern_form_only():
         create("lenet5", activation="swish")
     with pytest.raises(UserError, match="Unknown init 'he' for LeNet-5: choose one of .*'small_normal'"):
         create("lenet5", init="he")
+
+
+def test_xavier_init_reaches_lenet5s_sparse_c3():
+    # Table I connects the 16 C3 maps to 6×3 + 6×4 + 3×4 + 1×6 = 60 S2 maps, 60 × 25 = 1,500 weights:
+    # a mean fan-in of 1500/16 = 93.75 and fan-out of 1500/6 = 250, so Glorot's bound is
+    # √(6 / 343.75) = 0.1321. The paper's own bound (Appendix C), 2.4/(6 × 25) = 0.016, is far below it.
+    torch.manual_seed(0)
+    c3 = create("lenet5", variant="paper", init="xavier").features.C3.weight
+    assert 0.95 * 0.1321 < c3.abs().max().item() <= 0.1322
+    paper = create("lenet5", variant="paper").features.C3.weight
+    assert paper.abs().max().item() <= 2.4 / 150
+
+
+@pytest.mark.parametrize("name, option, valid", [
+    ("vgg16", "depth", "small_input, width_mult, init"),
+    ("lenet5", "small_input", "variant, activation, dropout, batch_norm, init"),
+])
+def test_unknown_option_names_the_valid_ones(name, option, valid):
+    with pytest.raises(UserError, match=rf"^Model '{name}' has no option '{option}': its options are {valid}\.$"):
+        create(name, **{option: 1})

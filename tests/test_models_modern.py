@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 
 import pytest
-from shapes import io_shapes
+from shapes import build, count_params, giga_macs, io_shapes, on_meta
 import torch
 import torchvision
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlib.arithmetic import layer_table
 from cnnlib.errors import UserError
@@ -86,31 +85,6 @@ EFFICIENTNET_TABLE1 = [
     (8, "MBConv6, k3x3", 7, 320, 1),
     (9, "Conv1x1 & Pooling & FC", 7, 1280, 1),
 ]
-
-
-def build(name: str, side: int, *, num_classes: int = 10, in_channels: int = 3, **options) -> nn.Module:
-    """The model as the library builds it, through create(), which also checks the input size."""
-    return create(name, num_classes, in_channels, side, **options)
-
-
-def on_meta(name: str, **options) -> nn.Module:
-    """A 224×224, 1000-class model on the meta device, in eval mode."""
-    with torch.device("meta"):
-        return build(name, 224, num_classes=1000, **options).eval()
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: nn.Module) -> float:
-    """Multiply-accumulates of a batch-1 forward at 224×224 (FLOPs / 2), in G."""
-    device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(1, 3, 224, 224, device=device))
-    return counter.get_total_flops() / 2 / 1e9
-
-
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +157,7 @@ def test_params_and_macs_equal_torchvision_card(name):
     card = getattr(torchvision.models, weights).IMAGENET1K_V1.meta
     model = on_meta(name, **options)
     assert count_params(model) == card["num_params"]
-    assert abs(round(count_macs(model), 3) - card["_ops"]) < 0.0005
+    assert abs(round(giga_macs(model), 3) - card["_ops"]) < 0.0005
 
 
 @pytest.mark.parametrize("name", list(RESNET_TABLE1_GFLOPS))
@@ -191,7 +165,7 @@ def test_resnet_flops_match_table1(name):
     # The paper gives one decimal, neither consistently rounded nor truncated (3.66 → 3.6,
     # 7.57 → 7.6): agree to within one unit of that decimal.
     paper_placement = on_meta(name)
-    assert abs(count_macs(paper_placement) - RESNET_TABLE1_GFLOPS[name]) < 0.1
+    assert abs(giga_macs(paper_placement) - RESNET_TABLE1_GFLOPS[name]) < 0.1
 
 
 @pytest.mark.parametrize("name", ["resnet50", "resnet101", "resnet152"])
@@ -200,8 +174,8 @@ def test_bottleneck_stride_placement_changes_macs_not_params(name):
     assert count_params(paper) == count_params(v15)
     # Three stages halve the resolution in their first unit; "3x3" runs that unit's first 1×1
     # convolution at the stage's input resolution, so it must cost more.
-    assert count_macs(v15) - count_macs(paper) > 0.2
-    assert abs(count_macs(v15) - RESNET_TABLE1_GFLOPS[name]) > 0.2  # v1.5 is not the paper's network
+    assert giga_macs(v15) - giga_macs(paper) > 0.2
+    assert abs(giga_macs(v15) - RESNET_TABLE1_GFLOPS[name]) > 0.2  # v1.5 is not the paper's network
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
@@ -309,7 +283,7 @@ def test_mobile_networks_match_the_papers_cost(name, paper_params_m, paper_gmacs
     model = on_meta(name)
     if paper_params_m is not None:
         assert round(count_params(model) / 1e6, 1) == paper_params_m
-    assert abs(count_macs(model) - paper_gmacs) < 0.005
+    assert abs(giga_macs(model) - paper_gmacs) < 0.005
 
 
 # --- small-input forms ---------------------------------------------------------------------
@@ -439,14 +413,14 @@ def test_general_resnet_constructor_checks_its_configuration(block, layers, mess
     from cnnlib.models.resnet import resnet
 
     with pytest.raises(UserError) as error:
-        resnet(block, layers, num_classes=10, in_channels=3, input_size=(32, 32))
+        resnet(block, layers, num_classes=10, in_channels=3, small_input=True)
     assert str(error.value) == message
 
 
 def test_general_resnet_constructor_builds_other_depths(cifar_batch):
     from cnnlib.models.resnet import resnet
 
-    model = resnet("bottleneck", [1, 2, 1, 1], num_classes=4, in_channels=3, input_size=(32, 32),
+    model = resnet("bottleneck", [1, 2, 1, 1], num_classes=4, in_channels=3, small_input=True,
                    residual=False, stride_on="3x3").eval()
     assert sum(isinstance(m, ResidualUnit) and m.shortcut is None for m in model.modules()) == 5
     with torch.no_grad():
@@ -509,7 +483,7 @@ def test_efficientnet_width_multiplier_matches_torchvision():
         theirs = EfficientNet(settings, dropout=0.2, last_channel=last_channel).eval()
     ours = on_meta("efficientnet_b0", width_mult=0.5)
     assert count_params(ours) == count_params(theirs)
-    assert count_macs(ours) == pytest.approx(count_macs(theirs))
+    assert giga_macs(ours) == pytest.approx(giga_macs(theirs))
 
 
 @pytest.mark.parametrize("name, tiny, layer", [

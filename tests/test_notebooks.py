@@ -69,7 +69,7 @@ def test_runs_with_smoke_parameters(path, tmp_path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_committed_outputs_match(path, tmp_path):
     # Inject the smoke parameters without executing, keeping the committed outputs; nbval then runs the
-    # notebook and compares the cells marked NBVAL_CHECK_OUTPUT (layer tables, parameter counts).
+    # notebook and compares the cells tagged nbval-check-output (layer tables, parameter counts).
     prepared = tmp_path / path.name
     papermill.execute_notebook(str(path), str(prepared), parameters=smoke_parameters(path, tmp_path),
                                prepare_only=True, kernel_name="python3", progress_bar=False)
@@ -77,6 +77,15 @@ def test_committed_outputs_match(path, tmp_path):
                                "--current-env", str(prepared)], cwd=ROOT / "notebooks", capture_output=True,
                               text=True, timeout=900)
     assert finished.returncode == 0, finished.stdout[-4000:]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_checked_cells_are_tagged_not_commented(path):
+    # nbval's markers as cell tags, so that no "# NBVAL_..." comment shows on the course site.
+    cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    assert not [cell.source[:60] for cell in cells if "NBVAL_" in cell.source], f"{path.name} has an NBVAL_ comment"
+    checked = [cell for cell in cells if "nbval-check-output" in cell.metadata.get("tags", [])]
+    assert checked or path.stem == "classifier", f"{path.name} has no cell tagged nbval-check-output"
 
 
 def test_bad_parameter_is_one_sentence(tmp_path):

@@ -63,3 +63,17 @@ def test_speed_against_macs_puts_each_network_at_its_measured_point():
     line = plot_speed_against_macs(frame, reference="b").axes[0].get_lines()[0]
     # Through b's point with slope -1: images/s × MACs constant.
     assert (line.get_xdata() * line.get_ydata()).tolist() == pytest.approx([35.0 * 2055.0] * 2)
+
+
+@pytest.mark.parametrize("loss, label", [("cross_entropy", "cross-entropy"), ("mse", "squared error"),
+                                         ("hinge", "hinge")])
+def test_history_plot_names_the_runs_own_loss(loss, label):
+    from cnnlib.plots import plot_history
+
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [0.5, 0.4], "test_loss": [1.9, 1.6],
+                            "train_accuracy": [0.3, 0.5], "test_accuracy": [0.3, 0.45]})
+    history.attrs["loss"] = loss
+    loss_axis = plot_history(history).axes[0]
+    assert label in loss_axis.get_ylabel()
+    if loss != "cross_entropy":
+        assert "cross-entropy" not in loss_axis.get_ylabel()

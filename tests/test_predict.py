@@ -18,6 +18,7 @@ from cnnlib import models
 from cnnlib.data import load_dataset, read_image
 from cnnlib.errors import UserError
 from cnnlib.predict import Classifier, load_classifier, predict_files
+from cnnlib.record import Preprocess
 
 HELD_OUT = 200
 
@@ -135,10 +136,10 @@ def test_dark_digit_on_white_paper_is_inverted(checkpoint, mnist):
 def test_colour_models_and_light_training_sets_never_auto_invert():
     light_page = torch.full((1, 28, 28), 250, dtype=torch.uint8)
     light_page[:, 8:20, 12:16] = 0
-    grey_dark = Classifier(None, ["a", "b"], (1, 32, 32), (0.13,), (0.3,), "", {})
+    grey_dark = Classifier(None, Preprocess(["a", "b"], (1, 32, 32), (0.13,), (0.3,)))
     assert grey_dark.should_invert(light_page)
-    assert not Classifier(None, ["a", "b"], (1, 32, 32), (0.8,), (0.3,), "", {}).should_invert(light_page)
-    assert not Classifier(None, ["a", "b"], (3, 32, 32), (0.4,) * 3, (0.2,) * 3, "", {}).should_invert(
+    assert not Classifier(None, Preprocess(["a", "b"], (1, 32, 32), (0.8,), (0.3,))).should_invert(light_page)
+    assert not Classifier(None, Preprocess(["a", "b"], (3, 32, 32), (0.4,) * 3, (0.2,) * 3)).should_invert(
         light_page.expand(3, -1, -1))
 
 
@@ -162,3 +163,17 @@ def test_read_image_decodes_as_training_does(tmp_path):
     with pytest.raises(UserError, match=r"bad\.png is not an image PIL can read \(UnidentifiedImageError\): "
                                         r"convert it to PNG or JPEG\."):
         read_image(tmp_path / "bad.png", 1)
+
+
+def test_predict_logits_restores_the_training_mode_after_an_error():
+    from cnnlib.evaluate import predict_logits
+    from cnnlib.record import Preprocess
+
+    class Failing(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("out of memory")
+
+    model = Failing().train()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict_logits(model, Preprocess(["a"], (1, 2, 2), (0.5,), (0.5,)), torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
+    assert model.training

@@ -107,6 +107,17 @@ def test_notebook_parameters_are_checked_against_its_parameters_cell(capsys, tmp
         plan("no/such.ipynb", {"lr": [0.1]}, {})
 
 
+@pytest.mark.parametrize("reserved", ["out", "resume", "stop_after", "progress", "model_options"])
+def test_settings_a_sweep_sets_itself_are_refused(reserved):
+    with pytest.raises(UserError, match=f"^Unknown parameter '{reserved}' for train: the valid parameters are "):
+        plan("train", {reserved: [1, 2]}, {})
+
+
+def test_a_newly_declared_setting_is_sweepable():
+    runs = plan("train", {"eval_every": [1, 2]}, {"epochs": 2})
+    assert [run.parameters for run in runs] == [{"epochs": 2, "eval_every": 1}, {"epochs": 2, "eval_every": 2}]
+
+
 def test_repeats_give_seeds_and_folder_names_from_the_grid():
     runs = plan("train", {"lr": [0.1, 0.01], "batch_size": [64]}, {"epochs": 1}, repeats=3)
     assert [run.name for run in runs[:2]] == ["lr=0.1_batch_size=64_seed=0", "lr=0.1_batch_size=64_seed=1"]
@@ -137,7 +148,6 @@ def test_named_settings_keep_their_parameters_together_and_resume(capsys, tmp_pa
         sweep_settings("train", {}, fixed, out=tmp_path)
 
 
-@pytest.mark.slow
 def test_notebook_sweep_keeps_each_executed_notebook(tmp_path, data_root):
     smoke = nbformat.read(LENET, as_version=4).metadata["cnnlib"]["smoke_parameters"]
     results = sweep(str(LENET), {"optimizer": ["sgd"]}, {**smoke, "data_root": str(data_root)}, out=tmp_path)

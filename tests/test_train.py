@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from cnnlib import UserError
-from cnnlib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from cnnlib.data import load_dataset
+from cnnlib.checkpoint import load_checkpoint, save_checkpoint
+from cnnlib.data import DataSplit
 from cnnlib.augment import augment
 from cnnlib.config import TrainConfig
-from cnnlib.evaluate import evaluate_checkpoint
+from cnnlib.evaluate import evaluate_checkpoint, model_from_checkpoint
 from cnnlib.optim import lr_factor
 from cnnlib.train import train
 
@@ -176,21 +176,6 @@ def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_resul
     assert result.metrics["final_train_accuracy"] == result.history["train_accuracy"].iloc[-1]
 
 
-@pytest.mark.slow
-def test_two_processes_with_gloo(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
-               "-m", "cnnlib", "train", "--model", "lenet5", "--dataset", "digits", "--epochs", "2", "--device", "cpu",
-               "--no-progress", "--out", str(tmp_path)]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["epochs"] == 2
-    assert finished.stdout.count("epoch   2/2") == 1  # rank 0 alone logs
-    assert metrics["train_images"] == len(load_dataset("digits").train_y)
-    assert metrics["test_accuracy"] > 0.5
-
-
 @pytest.mark.parametrize("loss", ["mse", "hinge"])
 def test_the_other_losses_learn_digits(tmp_path, loss):
     result = train(TrainConfig(**FAST, epochs=8, loss=loss, out=str(tmp_path)))
@@ -268,3 +253,40 @@ def test_the_seed_never_changes_the_data(dataset, subset):
                                   torch.device("cpu")) for seed in (0, 1))
     assert torch.equal(first.test_x, second.test_x) and torch.equal(first.test_y, second.test_y)
     assert torch.equal(first.train_x, second.train_x)
+
+
+def test_an_epoch_smaller_than_a_batch_is_divided_by_the_images_it_had(tmp_path):
+    # 60 images of two classes at batch 256: the epoch is one step of 60 images, not of 256.
+    dark, light = torch.zeros(30, 1, 32, 32, dtype=torch.uint8), torch.full((30, 1, 32, 32), 255, dtype=torch.uint8)
+    images, labels = torch.cat([dark, light]), torch.tensor([0] * 30 + [1] * 30)
+    small = DataSplit("two", images, labels, images, labels, ["dark", "light"], (0.5,), (0.5,), "two colours")
+    result = train(TrainConfig(**FAST, epochs=3, batch_size=256, optimizer="adam", lr=0.01, schedule="none",
+                               augment="none", out=str(tmp_path)), data=small)
+    history = result.history
+    seen = history["images_per_second"] * history["train_seconds"]
+    assert seen.round(6).tolist() == [60.0, 60.0, 60.0]
+    correct = history["train_accuracy"] * 60
+    assert (correct - correct.round()).abs().max() < 1e-9
+    assert history["train_accuracy"].iloc[-1] > 0.9  # 60/256 = 23 % was the ceiling before
+
+
+@pytest.mark.slow
+def test_gloo_matches_one_process_at_the_same_global_batch(tmp_path):
+    """Two processes of 64 images each compute the gradient of the same 128-image batch as one process."""
+    script = tmp_path / "run.py"
+    script.write_text("import sys\nfrom cnnlib.config import TrainConfig\nfrom cnnlib.train import train\n"
+                      "train(TrainConfig(model='lenet5', dataset='digits', epochs=1, batch_size=128, augment='none',"
+                      " amp=False, device='cpu', progress=False, out=sys.argv[1]))\n")
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          "29533", str(script), str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=300, env=environment)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300, env=environment)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.stdout.count("epoch   1/1") == 1  # rank 0 alone logs
+    first, second = (load_checkpoint(tmp_path / run / "checkpoint.pt")["model"] for run in ("one", "two"))
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["world_size"] == 2
+    for key in first:
+        assert torch.allclose(first[key].float(), second[key].float(), atol=1e-4), key

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
 from torch import nn
 
+from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
-from cnnlib.models.init import initialiser, normal_init, weighted_layers
+from cnnlib.models.blocks import PooledHead, check_width_mult, scale_channels
+from cnnlib.models.init import normal_init, weighted_layers
 
 
 @dataclass(frozen=True)
@@ -102,23 +102,10 @@ def response_norm() -> nn.LocalResponseNorm:
 
 def _side_after_features(side: int, layers: tuple[ConvLayer, ...]) -> int:
     for layer in layers:
-        side = (side + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+        side = conv_output_size(side, layer.kernel_size, layer.stride, layer.padding)
         if layer.pool:
-            side = (side - 3) // 2 + 1  # 3×3 stride-2 overlapping pool (§3.4)
+            side = conv_output_size(side, 3, 2)  # 3×3 stride-2 overlapping pool (§3.4)
     return side
-
-
-class AlexNet(nn.Module):
-    """Features (five convolutions), an optional pool, and three fully connected layers."""
-
-    def __init__(self, features: nn.Sequential, avgpool: nn.Module, classifier: nn.Sequential):
-        super().__init__()
-        self.features = features
-        self.avgpool = avgpool
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def _features(layers: tuple[ConvLayer, ...], in_channels: int) -> nn.Sequential:
@@ -148,21 +135,22 @@ def _classifier(in_features: int, hidden_units: int, num_classes: int, dropout_f
     return nn.Sequential(*modules)
 
 
-def paper_init(model: nn.Module, layers: tuple[ConvLayer, ...]) -> None:
-    """§5: weights N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6 and fc7, 0 elsewhere."""
+def paper_init(model: nn.Module) -> None:
+    """§5: weights N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6 and fc7, 0 elsewhere
+    (torchvision's layers take the same places)."""
     normal_init(model, std=0.01)
     linears = [layer for layer in weighted_layers(model) if isinstance(layer, nn.Linear)]
     convs = [layer for layer in weighted_layers(model) if isinstance(layer, nn.Conv2d)]
-    for conv, spec in zip(convs, layers):
-        nn.init.constant_(conv.bias, spec.paper_bias)
+    for conv, layer in zip(convs, PAPER_LAYERS):
+        nn.init.constant_(conv.bias, layer.paper_bias)
     for hidden in linears[:-1]:
         nn.init.ones_(hidden.bias)
 
 
-@register("alexnet", paper_input=(3, 227, 227),
+@register("alexnet", paper_input=(3, 227, 227), paper_init=paper_init, title="AlexNet",
           summary="AlexNet (Krizhevsky et al. 2012), two towers as groups=2; variant='paper' or 'torchvision'")
-def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "paper",
-            small_input: bool | None = None, width_mult: float = 1.0, init: str = "paper") -> nn.Module:
+def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+            variant: str = "paper", width_mult: float = 1.0) -> PooledHead:
     """AlexNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     if variant not in ("paper", "torchvision"):
         raise UserError(f"Unknown AlexNet variant {variant!r}: choose 'paper' or 'torchvision'.")
@@ -172,8 +160,7 @@ def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], 
                                              for index, layer in enumerate(layers, start=1)}, divisor=towers)
     layers = tuple(replace(layer, out_channels=scale_channels(layer.out_channels, width_mult, towers))
                    for layer in layers)
-    initialise = initialiser(init, paper=lambda model: paper_init(model, layers), model_name="AlexNet")
-    if use_small_input(input_size, small_input):
+    if small_input:
         layers = (replace(layers[0], **SMALL_STEM), *layers[1:])
     if variant == "torchvision":
         avgpool: nn.Module = nn.AdaptiveAvgPool2d(TORCHVISION_POOLED_SIDE)
@@ -182,9 +169,7 @@ def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], 
         avgpool = nn.Identity()  # the paper feeds conv5's pooled maps straight to fc6
         # Sized for the input; an input too small still builds, and create() names the layer.
         height, width = (max(_side_after_features(side, layers), 1) for side in input_size)
-    model = AlexNet(_features(layers, in_channels), avgpool,
-                    _classifier(layers[-1].out_channels * height * width,
-                                scale_channels(HIDDEN_UNITS, width_mult, towers), num_classes,
-                                dropout_first=variant == "torchvision"))
-    initialise(model)
-    return model
+    return PooledHead(_features(layers, in_channels), avgpool,
+                      _classifier(layers[-1].out_channels * height * width,
+                                  scale_channels(HIDDEN_UNITS, width_mult, towers), num_classes,
+                                  dropout_first=variant == "torchvision"))

@@ -9,10 +9,11 @@ MobileNetV2, EfficientNet), and the options every network but LeNet-5 shares.
   depth are switched on.
 * :class:`SqueezeExcitation` (Hu, Shen & Sun 2018, Fig. 1) and :class:`StochasticDepth`
   (Huang, Sun, Liu, Sedra & Weinberger 2016).
-* :func:`use_small_input`, the ``small_input`` option of every builder, and
-  :func:`he_normal_convs`, the convolution part of their ``init="paper"`` (the ``init``
-  option itself is :func:`cnnlib.models.init.initialiser`); :func:`check_choice` and
-  :func:`check_probability` give the error messages of option values.
+* :class:`PooledHead`: features, a pool and a classifier, the network shape of AlexNet and of
+  the modern networks (the head of global average pooling and a linear layer).
+* :func:`use_small_input`, which :func:`cnnlib.models.create` applies to the ``small_input``
+  option; :func:`check_choice` and :func:`check_probability` give the error messages of
+  option values.
 * ``width_mult``, the width multiplier of MobileNetV1 (Howard et al. 2017, Sec. 3.3) and
   MobileNetV2 (Sandler et al. 2018, Sec. 6.1): every layer's channels times ``width_mult``
   (1.0 is the paper's network), depth, kernels and strides unchanged. :func:`scale_channels`
@@ -91,17 +92,6 @@ def use_small_input(input_size: tuple[int, int], small_input: bool | None) -> bo
     if small_input is None:
         return min(input_size) <= SMALL_INPUT_MAX_SIDE
     return small_input
-
-
-def he_normal_convs(model: nn.Module, mode: str) -> None:
-    """He et al. 2015 ("Delving deep into rectifiers", Sec. 2.2) for every convolution:
-    weights N(0, 2/n) with n the fan-in or fan-out (``mode``), biases 0. Linear layers
-    are left to the caller; batch norm keeps its scale 1 and shift 0."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
 
 
 class ConvBNAct(nn.Sequential):
@@ -185,9 +175,16 @@ class InvertedResidual(nn.Module):
 
 
 class PooledHead(nn.Module):
-    """Features, then global average pooling and a classifier: the head DenseNet (Huang et al.
-    2017, Table 1), MobileNetV2 (Sandler et al. 2018, Table 2) and EfficientNet (Tan & Le
-    2019, Table 1) share. Subclasses set ``features``, ``avgpool`` and ``classifier``."""
+    """``classifier(flatten(avgpool(features(x))))``: the network shape AlexNet (Krizhevsky et al.
+    2012, Fig. 2, with its pool left out), DenseNet (Huang et al. 2017, Table 1), MobileNetV2
+    (Sandler et al. 2018, Table 2) and EfficientNet (Tan & Le 2019, Table 1) share; the modern
+    ones pool globally (``nn.AdaptiveAvgPool2d(1)``) before a linear classifier."""
+
+    def __init__(self, features: nn.Module, avgpool: nn.Module, classifier: nn.Module):
+        super().__init__()
+        self.features = features
+        self.avgpool = avgpool
+        self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

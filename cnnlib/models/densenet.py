@@ -39,9 +39,8 @@ from torch import nn
 
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, PooledHead, check_choice, check_width_mult, he_normal_convs,
-                                  scale_channels, use_small_input)
-from cnnlib.models.init import initialiser
+from cnnlib.models.blocks import ConvBNAct, PooledHead, check_choice, check_width_mult, scale_channels
+from cnnlib.models.init import kaiming_init
 
 # Table 1: layers in dense blocks 1-4.
 CONFIGS: dict[str, tuple[int, int, int, int]] = {
@@ -96,7 +95,6 @@ class DenseNet(PooledHead):
 
     def __init__(self, blocks: Sequence[int], num_classes: int = 1000, in_channels: int = 3,
                  growth_rate: int = GROWTH_RATE, small_input: bool = False, stem_stride: int = 1):
-        super().__init__()
         channels = 2 * growth_rate
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if small_input:
@@ -111,32 +109,26 @@ class DenseNet(PooledHead):
                 layers[f"transition{index}"] = Transition(channels, int(channels * COMPRESSION))
                 channels = int(channels * COMPRESSION)
         layers["norm5"] = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-        self.features = nn.Sequential(layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels, num_classes)
+        super().__init__(nn.Sequential(layers), nn.AdaptiveAvgPool2d(1), nn.Linear(channels, num_classes))
 
 
-def _init_paper(model: nn.Module) -> None:
-    # Sec. 4.2: He et al. 2015 initialisation.
-    he_normal_convs(model, mode="fan_in")
+def paper_init(model: nn.Module) -> None:
+    """Sec. 4.2: He et al. 2015 initialisation (fan-in) of the convolutions; the classifier keeps
+    PyTorch's weights and a zero bias (torchvision's choice where the paper is silent)."""
+    kaiming_init(model, conv_fan="fan_in", linear_layers=False)
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.bias)
 
 
-@register("densenet121", paper_input=(3, 224, 224),
+@register("densenet121", paper_input=(3, 224, 224), paper_init=paper_init, title="DenseNet-121",
           summary="DenseNet-121 (Huang et al. 2017): DenseNet-BC, k=32, blocks 6/12/24/16")
-def densenet121(*, num_classes: int, in_channels: int, input_size: tuple[int, int],
-                small_input: bool | None = None, stem_stride: int = 1, width_mult: float = 1.0,
-                init: str = "paper") -> DenseNet:
+def densenet121(*, num_classes: int, in_channels: int, small_input: bool, stem_stride: int = 1,
+                width_mult: float = 1.0) -> DenseNet:
     """DenseNet-121 (Table 1); see the module docstring for the options."""
     check_width_mult(width_mult, "densenet121", {"the growth rate k": GROWTH_RATE})
     check_choice("stem_stride", stem_stride, (1, 2))
-    initialise = initialiser(init, paper=_init_paper, model_name="DenseNet-121")
-    small = use_small_input(input_size, small_input)
-    if stem_stride != 1 and not small:
+    if stem_stride != 1 and not small_input:
         raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
-    model = DenseNet(CONFIGS["densenet121"], num_classes, in_channels, scale_channels(GROWTH_RATE, width_mult), small,
-                     stem_stride)
-    initialise(model)
-    return model
+    return DenseNet(CONFIGS["densenet121"], num_classes, in_channels, scale_channels(GROWTH_RATE, width_mult),
+                    small_input, stem_stride)

@@ -45,8 +45,8 @@ from torch import nn
 from cnnlib.errors import UserError
 from cnnlib.models import register
 from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_choice, check_probability,
-                                  check_width_mult, he_normal_convs, make_divisible, use_small_input)
-from cnnlib.models.init import initialiser
+                                  check_width_mult, make_divisible)
+from cnnlib.models.init import kaiming_init
 
 # Table 1, stages 2-8: MBConv expansion, kernel, stride of the first unit, channels, layers.
 MBCONV_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -70,7 +70,6 @@ class EfficientNet(PooledHead):
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2,
                  stochastic_depth: float = 0.2, small_input: bool = False, width_mult: float = 1.0,
                  stem_stride: int = 1):
-        super().__init__()
         channels = make_divisible(STEM_CHANNELS * width_mult)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["stage1"] = ConvBNAct(in_channels, channels, 3, stride=stem_stride if small_input else 2,
@@ -93,13 +92,14 @@ class EfficientNet(PooledHead):
             layers[f"stage{stage + 2}"] = nn.Sequential(*units)
         head_channels = make_divisible(HEAD_CHANNELS * width_mult)
         layers["stage9"] = ConvBNAct(channels, head_channels, 1, activation=nn.SiLU)
-        self.features = nn.Sequential(layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes))
+        super().__init__(nn.Sequential(layers), nn.AdaptiveAvgPool2d(1),
+                         nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes)))
 
 
-def _init_paper(model: nn.Module) -> None:
-    he_normal_convs(model, mode="fan_out")
+def paper_init(model: nn.Module) -> None:
+    """The authors' code: He et al. 2015 (fan-out) in the convolutions, U(±1/√out_features) in
+    the classifier, zero biases."""
+    kaiming_init(model, conv_fan="fan_out", linear_layers=False)
     for module in model.modules():
         if isinstance(module, nn.Linear):
             bound = 1.0 / math.sqrt(module.out_features)
@@ -107,20 +107,15 @@ def _init_paper(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register("efficientnet_b0", paper_input=(3, 224, 224),
+@register("efficientnet_b0", paper_input=(3, 224, 224), paper_init=paper_init, title="EfficientNet-B0",
           summary="EfficientNet-B0 (Tan & Le 2019): MBConv with squeeze-excitation, SiLU, stochastic depth")
-def efficientnet_b0(*, num_classes: int, in_channels: int, input_size: tuple[int, int], dropout: float = 0.2,
-                    stochastic_depth: float = 0.2, small_input: bool | None = None, stem_stride: int = 1,
-                    width_mult: float = 1.0, init: str = "paper") -> EfficientNet:
+def efficientnet_b0(*, num_classes: int, in_channels: int, small_input: bool, dropout: float = 0.2,
+                    stochastic_depth: float = 0.2, stem_stride: int = 1, width_mult: float = 1.0) -> EfficientNet:
     """EfficientNet-B0 (Table 1); see the module docstring for the options."""
     check_choice("stem_stride", stem_stride, (1, 2))
     check_width_mult(width_mult, "efficientnet_b0")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
     check_probability("stochastic_depth", stochastic_depth)
-    initialise = initialiser(init, paper=_init_paper, model_name="EfficientNet-B0")
-    small = use_small_input(input_size, small_input)
-    if stem_stride != 1 and not small:
+    if stem_stride != 1 and not small_input:
         raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
-    model = EfficientNet(num_classes, in_channels, dropout, stochastic_depth, small, width_mult, stem_stride)
-    initialise(model)
-    return model
+    return EfficientNet(num_classes, in_channels, dropout, stochastic_depth, small_input, width_mult, stem_stride)

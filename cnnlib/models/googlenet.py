@@ -52,10 +52,11 @@ from functools import partial
 import torch
 from torch import nn
 
+from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
-from cnnlib.models.init import initialiser, xavier_init
+from cnnlib.models.blocks import check_width_mult, scale_channels
+from cnnlib.models.init import xavier_init
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,12 @@ VARIANTS = {
 
 
 def _pooled(side: int, kernel: int = 3, stride: int = 2) -> int:
-    # A ceil-mode pool without padding: its last window must start inside the input.
-    out = -(-(side - kernel) // stride) + 1
-    return out - 1 if (out - 1) * stride >= side else out
+    return conv_output_size(side, kernel, stride, ceil_mode=True)
 
 
 def _side_at_4a(side: int, small: bool) -> int:
     if not small:
-        side = _pooled((side + 2 * 3 - 7) // 2 + 1)  # conv1 7×7/2 padding 3, maxpool1
+        side = _pooled(conv_output_size(side, 7, 2, 3))  # conv1 7×7/2 padding 3, maxpool1
     return _pooled(_pooled(side))  # maxpool2, maxpool3
 
 
@@ -238,11 +237,10 @@ class GoogLeNet(nn.Module):
         return (logits, aux1, aux2) if with_aux else logits
 
 
-@register("googlenet", paper_input=(3, 224, 224),
+@register("googlenet", paper_input=(3, 224, 224), paper_init=xavier_init, title="GoogLeNet",
           summary="GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper' or 'torchvision'")
-def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "paper",
-              aux_logits: bool = True, small_input: bool | None = None, width_mult: float = 1.0,
-              init: str = "paper") -> nn.Module:
+def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+              variant: str = "paper", aux_logits: bool = True, width_mult: float = 1.0) -> GoogLeNet:
     """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     if variant not in VARIANTS:
         raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose 'paper' or 'torchvision'.")
@@ -250,8 +248,4 @@ def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int]
         **STEM_CHANNELS, "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
         **{f"{column} of inception{name}": width
            for name, widths in INCEPTION.items() for column, width in asdict(widths).items()}})
-    initialise = initialiser(init, paper=xavier_init, model_name="GoogLeNet")
-    small = use_small_input(input_size, small_input)
-    model = GoogLeNet(num_classes, in_channels, input_size, VARIANTS[variant], small, aux_logits, width_mult)
-    initialise(model)
-    return model
+    return GoogLeNet(num_classes, in_channels, input_size, VARIANTS[variant], small_input, aux_logits, width_mult)

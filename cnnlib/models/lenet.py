@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
 from cnnlib.models.blocks import check_choice, check_probability
-from cnnlib.models.init import initialiser, normal_init
+from cnnlib.models.init import normal_init, weighted_layers
 
 # Table I: which S2 maps (rows) feed each of the 16 C3 maps (columns).
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -63,7 +64,8 @@ class Subsampling(nn.Module):
 class SparseConv2d(nn.Module):
     """C3: a 5×5 convolution in which output map j sees only the input maps of
     ``table[j]``. Only the connected kernels are parameters (1,500 weights + 16 biases);
-    the dense kernel is assembled from them on each call."""
+    the dense kernel is assembled from them on each call. Its ``fans`` are the mean fan-in and
+    fan-out of its units, which the Glorot and He schemes of :mod:`cnnlib.models.init` use."""
 
     def __init__(self, table: tuple[tuple[int, ...], ...], in_channels: int, kernel_size: int):
         super().__init__()
@@ -73,10 +75,18 @@ class SparseConv2d(nn.Module):
         for out_map, in_maps in enumerate(table):
             mask[out_map, list(in_maps)] = True
         self.register_buffer("connections", mask, persistent=False)
-        fan_in = mask.sum(1).max().item() * kernel_size**2
-        bound = 2.4 / fan_in  # Appendix C: uniform in ±2.4/F_i
-        self.weight = nn.Parameter(torch.empty(int(mask.sum()), kernel_size, kernel_size).uniform_(-bound, bound))
+        weights = int(mask.sum()) * kernel_size**2
+        self.fans = (weights / self.out_channels, weights / in_channels)
+        self.weight = nn.Parameter(torch.empty(int(mask.sum()), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(self.out_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Appendix C: weights uniform in ±2.4/F_i, F_i the largest fan-in of a C3 unit; biases 0."""
+        bound = 2.4 / (self.connections.sum(1).max().item() * self.kernel_size**2)
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            self.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.kernel_size
@@ -101,8 +111,10 @@ class EuclideanRBF(nn.Module):
 
 
 def _side_after_c5(side: int) -> int:
-    # C1 (5×5) → S2 (/2) → C3 (5×5) → S4 (/2) → C5 (5×5), stride 1, no padding.
-    return ((side - 4) // 2 - 4) // 2 - 4
+    # C1 (5×5) → S2 (2×2/2) → C3 (5×5) → S4 (2×2/2) → C5 (5×5), no padding (Fig. 2).
+    for kernel_size, stride in ((5, 1), (2, 2), (5, 1), (2, 2), (5, 1)):
+        side = conv_output_size(side, kernel_size, stride)
+    return side
 
 
 # Activations of the ``modern`` form's ``activation`` option (the activation study).
@@ -176,25 +188,25 @@ class LeNet5(nn.Module):
 
 
 def init_paper(model: nn.Module) -> None:
-    """Appendix C: weights uniform in ±2.4/F_i, F_i the fan-in of the unit; biases 0."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            fan_in = module.weight[0].numel()
-            nn.init.uniform_(module.weight, -2.4 / fan_in, 2.4 / fan_in)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+    """Appendix C: weights uniform in ±2.4/F_i, F_i the fan-in of the unit; biases 0. The sparse
+    C3 draws its own at construction (:meth:`SparseConv2d.reset_parameters`)."""
+    for layer in weighted_layers(model):
+        if isinstance(layer, SparseConv2d):
+            continue
+        fan_in = layer.weight[0].numel()
+        nn.init.uniform_(layer.weight, -2.4 / fan_in, 2.4 / fan_in)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
 
 
-@register("lenet5", paper_input=(1, 32, 32), fixed_size=True,
+@register("lenet5", paper_input=(1, 32, 32), fixed_size=True, paper_init=init_paper, title="LeNet-5",
+          default_init=lambda options: "paper" if options["variant"] == "paper" else "pytorch",
+          extra_inits={"small_normal": partial(normal_init, std=SMALL_NORMAL_STD)},
           summary="LeNet-5 (LeCun et al. 1998); variant='modern' or 'paper'")
 def lenet5(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "modern",
-           activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False, init: str | None = None) -> nn.Module:
+           activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False) -> LeNet5:
     """LeNet-5 for ``num_classes`` classes; see the module docstring for the variants and
     :class:`LeNet5` for the options. ``init`` defaults to ``"paper"`` for the paper's form
     and to ``"pytorch"`` for the modern one; ``"small_normal"`` draws every weight from
     N(0, 0.01²), too narrow a start (the initialisation study)."""
-    initialise = initialiser(init or ("paper" if variant == "paper" else "pytorch"), paper=init_paper,
-                             model_name="LeNet-5", extra={"small_normal": partial(normal_init, std=SMALL_NORMAL_STD)})
-    model = LeNet5(num_classes, in_channels, input_size, variant, activation, dropout, batch_norm)
-    initialise(model)
-    return model
+    return LeNet5(num_classes, in_channels, input_size, variant, activation, dropout, batch_norm)

@@ -36,8 +36,8 @@ from torch import nn
 
 from cnnlib.models import register
 from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, check_width_mult,
-                                  he_normal_convs, make_divisible, use_small_input)
-from cnnlib.models.init import initialiser
+                                  make_divisible)
+from cnnlib.models.init import kaiming_init
 
 # Table 2: t, c, n, s of the bottleneck rows.
 INVERTED_RESIDUAL_ROWS: tuple[tuple[int, int, int, int], ...] = (
@@ -59,7 +59,6 @@ class MobileNetV2(PooledHead):
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.2, small_input: bool = False):
-        super().__init__()
         channels = make_divisible(STEM_CHANNELS * width_mult)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["stem"] = ConvBNAct(in_channels, channels, 3, stride=1 if small_input else 2, activation=nn.ReLU6)
@@ -75,27 +74,25 @@ class MobileNetV2(PooledHead):
             layers[f"bottleneck{row + 1}"] = nn.Sequential(*units)
         last_channels = make_divisible(LAST_CHANNELS * max(1.0, width_mult))
         layers["conv_last"] = ConvBNAct(channels, last_channels, 1, activation=nn.ReLU6)
-        self.features = nn.Sequential(layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes))
+        super().__init__(nn.Sequential(layers), nn.AdaptiveAvgPool2d(1),
+                         nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes)))
 
 
-def _init_paper(model: nn.Module) -> None:
-    he_normal_convs(model, mode="fan_out")
+def paper_init(model: nn.Module) -> None:
+    """torchvision's reproduction: He et al. 2015 (fan-out) in the convolutions, N(0, 0.01²)
+    in the classifier, zero biases."""
+    kaiming_init(model, conv_fan="fan_out", linear_layers=False)
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0.0, 0.01)
             nn.init.zeros_(module.bias)
 
 
-@register("mobilenet_v2", paper_input=(3, 224, 224),
+@register("mobilenet_v2", paper_input=(3, 224, 224), paper_init=paper_init, title="MobileNetV2",
           summary="MobileNetV2 (Sandler et al. 2018): inverted residuals, linear bottlenecks; width_mult")
-def mobilenet_v2(*, num_classes: int, in_channels: int, input_size: tuple[int, int], width_mult: float = 1.0,
-                 dropout: float = 0.2, small_input: bool | None = None, init: str = "paper") -> MobileNetV2:
+def mobilenet_v2(*, num_classes: int, in_channels: int, small_input: bool, width_mult: float = 1.0,
+                 dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 (Table 2); see the module docstring for the options."""
     check_width_mult(width_mult, "mobilenet_v2")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
-    initialise = initialiser(init, paper=_init_paper, model_name="MobileNetV2")
-    model = MobileNetV2(num_classes, in_channels, width_mult, dropout, use_small_input(input_size, small_input))
-    initialise(model)
-    return model
+    return MobileNetV2(num_classes, in_channels, width_mult, dropout, small_input)

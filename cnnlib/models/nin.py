@@ -46,8 +46,8 @@ import torch
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
-from cnnlib.models.init import initialiser, normal_init
+from cnnlib.models.blocks import check_width_mult, scale_channels
+from cnnlib.models.init import normal_init
 
 CLASSES = -1  # stands for num_classes in a configuration table
 
@@ -119,18 +119,19 @@ class NiN(nn.Module):
         return torch.flatten(self.global_pool(self.features(x)), 1)
 
 
-@register("nin", paper_input=(3, 224, 224),
+def paper_init(model: nn.Module) -> None:
+    """The released models' Gaussian, N(0, 0.05²), in every layer; biases 0 (see the module docstring)."""
+    normal_init(model, std=PAPER_STD)
+
+
+@register("nin", paper_input=(3, 224, 224), paper_init=paper_init, title="NiN",
           summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling")
-def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool | None = None,
-        width_mult: float = 1.0, init: str = "paper") -> nn.Module:
+def nin(*, num_classes: int, in_channels: int, small_input: bool, width_mult: float = 1.0) -> NiN:
     """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small
     inputs, ``width_mult`` times as wide."""
-    initialise = initialiser(init, paper=lambda model: normal_init(model, std=PAPER_STD), model_name="NiN")
-    layers = CIFAR_LAYERS if use_small_input(input_size, small_input) else IMAGENET_LAYERS
+    layers = CIFAR_LAYERS if small_input else IMAGENET_LAYERS
     check_width_mult(width_mult, "nin", {
         f"mlpconv{index} conv{position}": width
         for index, layer in enumerate(layers, start=1)
         for position, width in enumerate((layer.channels, *layer.mlp_channels), start=1) if width != CLASSES})
-    model = NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels)
-    initialise(model)
-    return model
+    return NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels)

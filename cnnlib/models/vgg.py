@@ -32,15 +32,13 @@ the deeper nets from net A: that is ``init="xavier"``. See :mod:`cnnlib.models.i
 
 from __future__ import annotations
 
-import math
-from typing import Callable
-
 import torch
 from torch import nn
 
+from cnnlib.arithmetic import conv_output_size
 from cnnlib.models import register
-from cnnlib.models.blocks import check_width_mult, scale_channels, use_small_input
-from cnnlib.models.init import initialiser, normal_init
+from cnnlib.models.blocks import check_width_mult, scale_channels
+from cnnlib.models.init import normal_init
 
 # Table 1: output channels of each 3×3 convolution; "M" is a 2×2 stride-2 max-pool.
 CONFIGURATIONS: dict[str, tuple[int | str, ...]] = {
@@ -50,16 +48,9 @@ CONFIGURATIONS: dict[str, tuple[int | str, ...]] = {
     "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 
-# Registered name → (Table 1 configuration, batch norm).
-VARIANTS: dict[str, tuple[str, bool]] = {
-    f"vgg{depth}{suffix}": (configuration, suffix == "_bn")
-    for suffix in ("", "_bn")
-    for depth, configuration in ((11, "A"), (13, "B"), (16, "D"), (19, "E"))
-}
-
 HIDDEN_UNITS = 4096  # FC-4096 (Table 1)
 DROPOUT = 0.5  # §3.1
-DOWNSAMPLING = 32  # five 2×2 pools
+POOLS = 5  # 2×2 stride-2 max-pools (Table 1)
 
 
 class VGG(nn.Module):
@@ -104,42 +95,101 @@ def paper_classifier(in_features: int, num_classes: int, hidden_units: int = HID
     )
 
 
+def paper_init(model: nn.Module) -> None:
+    """§3.1: weights N(0, 0.01²), biases 0."""
+    normal_init(model, std=0.01)
+
+
 def vgg(configuration: str, batch_norm: bool, *, num_classes: int, in_channels: int,
-        input_size: tuple[int, int], small_input: bool | None = None, width_mult: float = 1.0,
-        init: str = "paper") -> VGG:
+        input_size: tuple[int, int], small_input: bool, width_mult: float = 1.0) -> VGG:
     """VGG of Table 1 ``configuration`` ("A", "B", "D" or "E"); see the module docstring."""
     convs = [entry for entry in CONFIGURATIONS[configuration] if entry != "M"]
     check_width_mult(width_mult, f"VGG configuration {configuration}",
                      {f"conv{index}": channels for index, channels in enumerate(convs, start=1)})
     columns = tuple(entry if entry == "M" else scale_channels(entry, width_mult)
                     for entry in CONFIGURATIONS[configuration])
-    initialise = initialiser(init, paper=lambda model: normal_init(model, std=0.01),
-                             model_name=f"VGG configuration {configuration}")
-    small = use_small_input(input_size, small_input)
-    features = conv_stack(columns, in_channels, batch_norm, ceil_mode=small)
-    rounding = math.ceil if small else math.floor
+    features = conv_stack(columns, in_channels, batch_norm, ceil_mode=small_input)
     # Sized for the input; an input too small still builds, and create() names the layer.
-    height, width = (max(rounding(side / DOWNSAMPLING), 1) for side in input_size)
+    height, width = (max(_side_after_pools(side, small_input), 1) for side in input_size)
     flat = last_conv_channels(columns) * height * width
-    classifier = (nn.Sequential(nn.Linear(flat, num_classes)) if small
+    classifier = (nn.Sequential(nn.Linear(flat, num_classes)) if small_input
                   else paper_classifier(flat, num_classes, scale_channels(HIDDEN_UNITS, width_mult)))
-    model = VGG(features, classifier)
-    initialise(model)
-    return model
+    return VGG(features, classifier)
 
 
-def _registered_builder(name: str, configuration: str, batch_norm: bool) -> Callable[..., nn.Module]:
-    def build(*, num_classes: int, in_channels: int, input_size: tuple[int, int], **options) -> nn.Module:
-        return vgg(configuration, batch_norm, num_classes=num_classes, in_channels=in_channels,
-                   input_size=input_size, **options)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{name}: VGG configuration {configuration} of Table 1{' with batch norm' if batch_norm else ''}."
-    return build
+def _side_after_pools(side: int, ceil_mode: bool) -> int:
+    for _ in range(POOLS):
+        side = conv_output_size(side, 2, 2, ceil_mode=ceil_mode)
+    return side
 
 
-for _name, (_configuration, _batch_norm) in VARIANTS.items():
-    register(_name, paper_input=(3, 224, 224),
-             summary=f"VGG configuration {_configuration} (Simonyan & Zisserman 2015)"
-                     f"{', batch norm as torchvision' if _batch_norm else ''}")(
-        _registered_builder(_name, _configuration, _batch_norm))
+@register("vgg11", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration A",
+          summary="VGG configuration A (Simonyan & Zisserman 2015)")
+def vgg11(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+          width_mult: float = 1.0) -> VGG:
+    """VGG-11, configuration A of Table 1; see the module docstring."""
+    return vgg("A", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg13", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration B",
+          summary="VGG configuration B (Simonyan & Zisserman 2015)")
+def vgg13(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+          width_mult: float = 1.0) -> VGG:
+    """VGG-13, configuration B of Table 1; see the module docstring."""
+    return vgg("B", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg16", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration D",
+          summary="VGG configuration D (Simonyan & Zisserman 2015)")
+def vgg16(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+          width_mult: float = 1.0) -> VGG:
+    """VGG-16, configuration D of Table 1; see the module docstring."""
+    return vgg("D", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg19", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration E",
+          summary="VGG configuration E (Simonyan & Zisserman 2015)")
+def vgg19(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+          width_mult: float = 1.0) -> VGG:
+    """VGG-19, configuration E of Table 1; see the module docstring."""
+    return vgg("E", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg11_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration A",
+          summary="VGG configuration A (Simonyan & Zisserman 2015), batch norm as torchvision")
+def vgg11_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+             width_mult: float = 1.0) -> VGG:
+    """VGG-11, configuration A of Table 1, with batch norm after every convolution; see the module docstring."""
+    return vgg("A", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg13_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration B",
+          summary="VGG configuration B (Simonyan & Zisserman 2015), batch norm as torchvision")
+def vgg13_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+             width_mult: float = 1.0) -> VGG:
+    """VGG-13, configuration B of Table 1, with batch norm after every convolution; see the module docstring."""
+    return vgg("B", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg16_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration D",
+          summary="VGG configuration D (Simonyan & Zisserman 2015), batch norm as torchvision")
+def vgg16_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+             width_mult: float = 1.0) -> VGG:
+    """VGG-16, configuration D of Table 1, with batch norm after every convolution; see the module docstring."""
+    return vgg("D", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
+
+
+@register("vgg19_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration E",
+          summary="VGG configuration E (Simonyan & Zisserman 2015), batch norm as torchvision")
+def vgg19_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
+             width_mult: float = 1.0) -> VGG:
+    """VGG-19, configuration E of Table 1, with batch norm after every convolution; see the module docstring."""
+    return vgg("E", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+               small_input=small_input, width_mult=width_mult)
