@@ -367,9 +367,10 @@ def test_offline_mathjax_is_only_the_bundle_the_pages_load() -> None:
 
 # --- The published pages in the browser, with the network observed -----------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str):
-    """Chromium driven by Playwright (no browser download: Debian's binary)."""
+    """Chromium driven by Playwright (no browser download: Debian's binary). Module-scoped: Playwright's
+    sync API runs an event loop while it is open, and the JupyterLab test opens its own."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
