@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATA ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
-.PHONY: install book test test-fast lab browser clean chapters studies
+.PHONY: install book test test-fast lab browser clean chapters studies ablations
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ studies: install
 	  && CNNLIB_DATA=$(TEST_DATA) $(VENV)/bin/papermill notebooks/$$study.ipynb runs/$$study.ipynb -k python3 --cwd . \
 	  && mv runs/$$study.ipynb notebooks/$$study.ipynb || exit 1; \
 	done
+
+## ablations: rerun the chapters' paper experiments (ABLATIONS=..., each under 20 minutes on 2 idle cores;
+## nothing else may run beside them) into results/ablations/<chapter>/, then refresh those sections of the pages
+ABLATIONS ?= 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet_efficientnet
+ablations: install
+	CNNLIB_DATA=$(TEST_DATA) bash benchmarks/ablations.sh $(ABLATIONS)
+	$(PY) benchmarks/refresh_sections.py --tag ablation $(addprefix notebooks/,$(addsuffix .ipynb,$(ABLATIONS)))
 
 ## lab: open the notebooks in JupyterLab
 lab: install

@@ -44,7 +44,7 @@ from cnnlib.errors import UserError
 
 TRAIN = "train"
 MODEL_OPTION = "option."
-RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "final_train_accuracy", "train_seconds")
+RESULT_COLUMNS = ("test_accuracy", "final_train_loss", "final_train_accuracy", "train_seconds", "params", "macs")
 CHECKPOINT = "checkpoint.pt"
 STATUS = "status.json"
 
@@ -404,15 +404,36 @@ def collect(runs: Sequence[Run], out: str | os.PathLike) -> pd.DataFrame:
 def collect_histories(runs: Sequence[Run], out: str | os.PathLike) -> pd.DataFrame:
     """The per-epoch ``history.csv`` of every run that left one, with a ``run`` column
     (and the swept parameters) in front: the training curves of a sweep."""
+    swept = [key for key in dict.fromkeys(key for run in runs for key in run.parameters)
+             if key != "seed" and len({repr(run.parameters.get(key)) for run in runs}) > 1]
+    columns = ["run", "seed", *(key.removeprefix(MODEL_OPTION) for key in swept)]
     frames = []
     for run in runs:
         path = Path(out) / "runs" / run.name / "history.csv"
         if path.exists():
-            frames.append(pd.read_csv(path).assign(run=run.name, seed=run.parameters.get("seed")))
+            frames.append(pd.read_csv(path).assign(run=run.name, seed=run.parameters.get("seed"), **{
+                key.removeprefix(MODEL_OPTION): run.parameters.get(key) for key in swept}))
     if not frames:
-        return pd.DataFrame(columns=["run", "seed", "epoch"])
+        return pd.DataFrame(columns=[*columns, "epoch"])
     histories = pd.concat(frames, ignore_index=True)
-    return histories[["run", "seed", *histories.columns.drop(["run", "seed"])]]
+    return histories[[*columns, *histories.columns.drop(columns)]]
+
+
+def locate(path: str | os.PathLike) -> Path:
+    """``path`` as written relative to the repository root, found from where a page runs (the root,
+    ``notebooks/`` or anywhere with an installed copy of the repository); unchanged if absolute or absent."""
+    roots = [Path("."), Path(".."), Path(__file__).resolve().parents[1]]
+    return next((root / path for root in roots if (root / path).exists()), Path(path))
+
+
+def read_sweep(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A finished sweep's ``results.csv`` and ``histories.csv`` (empty if it has none) from ``folder``,
+    relative to the repository root (see :func:`locate`) or absolute."""
+    found = locate(Path(folder) / "results.csv")
+    if not found.exists():
+        raise UserError(f"No results.csv in {folder}: run the sweep that writes it first, or give its folder.")
+    histories = found.with_name("histories.csv")
+    return pd.read_csv(found), pd.read_csv(histories) if histories.exists() else pd.DataFrame()
 
 
 def summarise(results: pd.DataFrame, by: str | Sequence[str], metric: str = "test_accuracy") -> pd.DataFrame:
@@ -422,6 +443,25 @@ def summarise(results: pd.DataFrame, by: str | Sequence[str], metric: str = "tes
     finished = results[results["status"] == "ok"]
     return (finished.groupby(keys, sort=False)[metric].agg(["mean", "std", "min", "max", "count"])
             .rename(columns={"count": "runs"}).reset_index())
+
+
+def arm_table(results: pd.DataFrame, by: str) -> pd.DataFrame:
+    """One row per value of ``by`` (an arm of an experiment), over its seeds: test accuracy
+    (mean, min, max, %), final training error (mean, %), parameters, training seconds per run
+    (mean) and the number of finished runs; the values in the order they first appear."""
+    finished = results[results["status"] == "ok"]
+    grouped = finished.groupby(by, sort=False)
+    table = pd.DataFrame({
+        "test accuracy % (mean)": grouped["test_accuracy"].mean() * 100,
+        "min": grouped["test_accuracy"].min() * 100,
+        "max": grouped["test_accuracy"].max() * 100,
+        "training error % (mean)": (1 - grouped["final_train_accuracy"].mean()) * 100,
+        "parameters": grouped["params"].first(),
+        "seconds per run": grouped["train_seconds"].mean(),
+        "runs": grouped.size(),
+    })
+    return table.round({"test accuracy % (mean)": 2, "min": 2, "max": 2, "training error % (mean)": 2,
+                        "seconds per run": 0})
 
 
 def sweep_settings(target: str, settings: dict[str, dict[str, Any]], fixed: dict[str, Any] | None = None, *,

@@ -569,3 +569,27 @@ def test_xavier_init_reaches_lenet5s_sparse_c3():
 def test_unknown_option_names_the_valid_ones(name, option, valid):
     with pytest.raises(UserError, match=rf"^Model '{name}' has no option '{option}': its options are {valid}\.$"):
         create(name, **{option: 1})
+
+
+# --- the options the chapters' paper experiments switch (results/ablations/) -------------------
+
+def test_alexnet_tanh_replaces_every_relu_and_nothing_else():
+    relu, tanh = build("alexnet", 32, width_mult=0.25), build("alexnet", 32, width_mult=0.25, activation="tanh")
+    kinds = [type(module) for module in relu.modules()]
+    assert kinds.count(nn.ReLU) == 7  # conv1-conv5, fc6, fc7 (§3.1)
+    assert [nn.Tanh if kind is nn.ReLU else kind for kind in kinds] == [type(module) for module in tanh.modules()]
+    assert count_params(relu) == count_params(tanh)
+    with pytest.raises(UserError, match="Unknown activation 'sigmoid'.*'relu', 'tanh'"):
+        build("alexnet", 32, activation="sigmoid")
+
+
+def test_nin_fully_connected_head_of_section_4_6_on_the_cifar_network(cifar_batch):
+    fc = build("nin", 32, head="fc")
+    [linear] = [module for module in fc.modules() if isinstance(module, nn.Linear)]
+    assert (linear.in_features, linear.out_features) == (10 * 8 * 8, 10)  # the class maps at 8×8 (32 → 16 → 8)
+    assert any(isinstance(module, nn.Dropout) for module in fc.classifier)  # Table 5's "+ dropout" row
+    assert not hasattr(fc, "global_pool") and fc(cifar_batch[0]).shape == (len(cifar_batch[0]), 10)
+    gap = build("nin", 32)
+    assert count_params(fc) - count_params(gap) == 640 * 10 + 10  # the mlpconv body is the same
+    with pytest.raises(UserError, match="Unknown head 'max'.*'gap', 'fc'"):
+        build("nin", 32, head="max")

@@ -535,3 +535,16 @@ def test_stem_stride_two_quarters_the_work_of_the_small_input_form(name, final_s
         create(name, num_classes=10, input_size=32, stem_stride=3)
     with pytest.raises(UserError, match="leave it at 1 for the ImageNet form"):
         create(name, num_classes=10, input_size=224, stem_stride=2)
+
+
+def test_mobilenet_v2_relu6_after_the_projection_is_the_only_change():
+    # Sandler et al. 2018, Sec. 6.4 and Fig. 6a: the linear bottleneck against ReLU6 after the 1×1 projection.
+    linear = create("mobilenet_v2", 10, 3, 32, width_mult=0.5)
+    nonlinear = create("mobilenet_v2", 10, 3, 32, width_mult=0.5, linear_bottleneck=False)
+    projections = [name for name, _ in nonlinear.named_modules() if name.endswith("project.act")]
+    assert len(projections) == 17  # one per inverted residual unit of Table 2 (1+2+3+4+3+3+1)
+    assert not any(name.endswith("project.act") for name, _ in linear.named_modules())
+    assert all(isinstance(nonlinear.get_submodule(name), nn.ReLU6) for name in projections)
+    assert sum(p.numel() for p in linear.parameters()) == sum(p.numel() for p in nonlinear.parameters())
+    with pytest.raises(UserError, match="linear_bottleneck 'no'"):
+        create("mobilenet_v2", 10, 3, 32, linear_bottleneck="no")

@@ -13,7 +13,7 @@ import pytest
 
 from cnnlib.cli import main
 from cnnlib.errors import UserError
-from cnnlib.sweep import plan, sweep, sweep_settings
+from cnnlib.sweep import plan, read_sweep, sweep, sweep_settings
 from cnnlib.config import TrainConfig
 from cnnlib.train import train
 
@@ -46,6 +46,9 @@ def test_two_by_two_grid_in_two_processes_gives_four_rows(capsys, tmp_path):
     assert sorted(histories.groupby("run")["epoch"].apply(list).tolist()) == [[1, 2]] * 4
     last = histories[histories["epoch"] == 2].set_index("run")["train_loss"]
     assert last.sort_index().tolist() == results.set_index("run")["final_train_loss"].sort_index().tolist()
+    assert set(histories.columns[:4]) == {"run", "seed", "lr", "optimizer"}  # the swept values, to group curves by
+    swept = histories.drop_duplicates("run").set_index("run")[["lr", "optimizer"]].sort_index()
+    assert swept.equals(results.set_index("run")[["lr", "optimizer"]].sort_index())
 
 
 def test_a_stopped_sweep_resumes_without_redoing_finished_runs(tmp_path):
@@ -155,3 +158,13 @@ def test_notebook_sweep_keeps_each_executed_notebook(tmp_path, data_root):
     assert list(results["status"]) == ["ok"], results["error"][0]
     assert (folder / LENET.name).exists() and (folder / "metrics.json").exists()
     assert 0.1 < results["test_accuracy"][0] <= 1 and results["epochs_run"][0] == smoke["epochs"]
+
+
+def test_read_sweep_finds_committed_results_from_the_notebooks_folder_and_names_a_missing_one(monkeypatch, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root / "notebooks")  # where a page runs
+    results, histories = read_sweep("results/ablations/06_resnet")
+    assert len(results) >= 6 and set(histories["run"]) == set(results["run"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="No results.csv in nowhere/at/all: run the sweep"):
+        read_sweep("nowhere/at/all")

@@ -32,6 +32,10 @@ WIDTH (``width_mult``, default 1.0: the paper's network): the width multiplier o
 of every convolution and the 4096 units of fc6 and fc7, rounded to whole channels; in the paper's
 variant every layer is split over the two GPUs (§3.2), so it is rounded to whole channels per tower.
 
+ACTIVATION (``activation``, default ``"relu"``: the paper's): ``"tanh"`` puts the saturating
+non-linearity of the paper's Fig. 1 comparison (§3.1) after every convolution and hidden fully
+connected layer instead, to repeat that experiment on this network.
+
 Initialisation (``init``): ``"paper"`` is §5: weights N(0, 0.01²), biases 1 in conv2, conv4,
 conv5 and the hidden fully connected layers (to give the ReLUs positive inputs early), 0 in
 the others. See :mod:`cnnlib.models.init` for the other schemes.
@@ -46,7 +50,7 @@ from torch import nn
 from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import PooledHead, check_width_mult, scale_channels
+from cnnlib.models.blocks import PooledHead, check_choice, check_width_mult, scale_channels
 from cnnlib.models.init import normal_init, weighted_layers
 
 
@@ -89,6 +93,7 @@ HIDDEN_UNITS = 4096  # fc6, fc7 (§3.5)
 DROPOUT = 0.5  # §4.2
 TORCHVISION_POOLED_SIDE = 6
 TOWERS = {"paper": 2, "torchvision": 1}  # §3.2: each layer's kernels are split over two GPUs
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}  # §3.1, Fig. 1
 
 
 def response_norm() -> nn.LocalResponseNorm:
@@ -108,12 +113,16 @@ def _side_after_features(side: int, layers: tuple[ConvLayer, ...]) -> int:
     return side
 
 
-def _features(layers: tuple[ConvLayer, ...], in_channels: int) -> nn.Sequential:
+def _nonlinearity(activation: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
+
+
+def _features(layers: tuple[ConvLayer, ...], in_channels: int, activation: str) -> nn.Sequential:
     modules: list[nn.Module] = []
     for layer in layers:
         modules.append(nn.Conv2d(in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                                  layer.padding, groups=layer.groups))
-        modules.append(nn.ReLU(inplace=True))
+        modules.append(_nonlinearity(activation))
         if layer.normalise:
             modules.append(response_norm())
         if layer.pool:
@@ -122,12 +131,13 @@ def _features(layers: tuple[ConvLayer, ...], in_channels: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def _classifier(in_features: int, hidden_units: int, num_classes: int, dropout_first: bool) -> nn.Sequential:
+def _classifier(in_features: int, hidden_units: int, num_classes: int, dropout_first: bool,
+                activation: str) -> nn.Sequential:
     """fc6, fc7 (``hidden_units``, 4096 in §3.5, ReLU, dropout 0.5) and fc8. The paper drops the
     outputs of fc6 and fc7 (§4.2); torchvision drops the inputs of fc6 and fc7 instead."""
     modules: list[nn.Module] = []
     for width in (hidden_units, hidden_units):
-        hidden = [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
+        hidden = [nn.Linear(in_features, width), _nonlinearity(activation)]
         dropout = nn.Dropout(DROPOUT)
         modules += [dropout, *hidden] if dropout_first else [*hidden, dropout]
         in_features = width
@@ -150,10 +160,11 @@ def paper_init(model: nn.Module) -> None:
 @register("alexnet", paper_input=(3, 227, 227), paper_init=paper_init, title="AlexNet",
           summary="AlexNet (Krizhevsky et al. 2012), two towers as groups=2; variant='paper' or 'torchvision'")
 def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-            variant: str = "paper", width_mult: float = 1.0) -> PooledHead:
+            variant: str = "paper", width_mult: float = 1.0, activation: str = "relu") -> PooledHead:
     """AlexNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     if variant not in ("paper", "torchvision"):
         raise UserError(f"Unknown AlexNet variant {variant!r}: choose 'paper' or 'torchvision'.")
+    check_choice("activation", activation, tuple(ACTIVATIONS))
     layers = PAPER_LAYERS if variant == "paper" else TORCHVISION_LAYERS
     towers = TOWERS[variant]
     check_width_mult(width_mult, "alexnet", {f"conv{index}": layer.out_channels
@@ -169,7 +180,7 @@ def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], 
         avgpool = nn.Identity()  # the paper feeds conv5's pooled maps straight to fc6
         # Sized for the input; an input too small still builds, and create() names the layer.
         height, width = (max(_side_after_features(side, layers), 1) for side in input_size)
-    return PooledHead(_features(layers, in_channels), avgpool,
+    return PooledHead(_features(layers, in_channels, activation), avgpool,
                       _classifier(layers[-1].out_channels * height * width,
                                   scale_channels(HIDDEN_UNITS, width_mult, towers), num_classes,
-                                  dropout_first=variant == "torchvision"))
+                                  dropout_first=variant == "torchvision", activation=activation))

@@ -145,7 +145,9 @@ class StochasticDepth(nn.Module):
 class InvertedResidual(nn.Module):
     """1×1 expansion by ``expansion`` (left out when it is 1), ``kernel_size`` depthwise
     convolution with the stride, optional squeeze-and-excitation, then a *linear* 1×1
-    projection (Sandler et al. 2018, Table 1: no activation after it, Sec. 3.2). The input
+    projection (Sandler et al. 2018, Table 1: no activation after it, Sec. 3.2;
+    ``linear_bottleneck=False`` puts ``activation`` after it too, the ablation of Sec. 6.4 and
+    Fig. 6a). The input
     is added back when the stride is 1 and the channels agree (Sec. 3.3), through
     stochastic depth with probability ``drop_path``.
 
@@ -155,7 +157,8 @@ class InvertedResidual(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, expansion: int, stride: int, kernel_size: int = 3,
-                 activation: Activation = nn.ReLU6, se_ratio: float = 0.0, drop_path: float = 0.0):
+                 activation: Activation = nn.ReLU6, se_ratio: float = 0.0, drop_path: float = 0.0,
+                 linear_bottleneck: bool = True):
         super().__init__()
         hidden = in_channels * expansion
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -164,7 +167,7 @@ class InvertedResidual(nn.Module):
         layers["depthwise"] = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=activation)
         if se_ratio > 0:
             layers["se"] = SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)), activation)
-        layers["project"] = ConvBNAct(hidden, out_channels, 1, activation=None)
+        layers["project"] = ConvBNAct(hidden, out_channels, 1, activation=None if linear_bottleneck else activation)
         self.branch = nn.Sequential(layers)
         self.has_shortcut = stride == 1 and in_channels == out_channels
         self.drop_path = StochasticDepth(drop_path)

@@ -15,6 +15,9 @@ Options:
   2017, Sec. 3.3; default 1.0) scales every layer's channels, rounded to a multiple of 8
   as in the authors' code (:func:`~cnnlib.models.blocks.make_divisible`); the last 1×1
   convolution keeps 1280 channels when ``width_mult < 1`` (Sec. 6.1).
+* ``linear_bottleneck`` (default True, the paper's): False puts ReLU6 after each unit's 1×1
+  projection as well, the ablation of Sec. 6.4 and Fig. 6a (non-linearity in the bottleneck
+  destroys information in the low-dimensional space, Sec. 3.2).
 * ``dropout`` (default 0.2) before the classifier, as in the authors' TF-Slim code and
   torchvision; Table 2 draws the classifier as a 1×1 convolution, a linear layer here.
 * ``init="paper"``: the paper names no initialisation; this uses torchvision's
@@ -35,8 +38,8 @@ from collections import OrderedDict
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability, check_width_mult,
-                                  make_divisible)
+from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_choice, check_probability,
+                                  check_width_mult, make_divisible)
 from cnnlib.models.init import kaiming_init
 
 # Table 2: t, c, n, s of the bottleneck rows.
@@ -58,7 +61,7 @@ class MobileNetV2(PooledHead):
     """MobileNetV2 (Sandler et al. 2018, Table 2)."""
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
-                 dropout: float = 0.2, small_input: bool = False):
+                 dropout: float = 0.2, small_input: bool = False, linear_bottleneck: bool = True):
         channels = make_divisible(STEM_CHANNELS * width_mult)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["stem"] = ConvBNAct(in_channels, channels, 3, stride=1 if small_input else 2, activation=nn.ReLU6)
@@ -69,7 +72,8 @@ class MobileNetV2(PooledHead):
             units = []
             for index in range(repeats):
                 units.append(InvertedResidual(channels, out_channels, expansion=expansion,
-                                              stride=stride if index == 0 else 1))
+                                              stride=stride if index == 0 else 1,
+                                              linear_bottleneck=linear_bottleneck))
                 channels = out_channels
             layers[f"bottleneck{row + 1}"] = nn.Sequential(*units)
         last_channels = make_divisible(LAST_CHANNELS * max(1.0, width_mult))
@@ -91,8 +95,9 @@ def paper_init(model: nn.Module) -> None:
 @register("mobilenet_v2", paper_input=(3, 224, 224), paper_init=paper_init, title="MobileNetV2",
           summary="MobileNetV2 (Sandler et al. 2018): inverted residuals, linear bottlenecks; width_mult")
 def mobilenet_v2(*, num_classes: int, in_channels: int, small_input: bool, width_mult: float = 1.0,
-                 dropout: float = 0.2) -> MobileNetV2:
+                 dropout: float = 0.2, linear_bottleneck: bool = True) -> MobileNetV2:
     """MobileNetV2 (Table 2); see the module docstring for the options."""
     check_width_mult(width_mult, "mobilenet_v2")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
-    return MobileNetV2(num_classes, in_channels, width_mult, dropout, small_input)
+    check_choice("linear_bottleneck", linear_bottleneck, (True, False))
+    return MobileNetV2(num_classes, in_channels, width_mult, dropout, small_input, linear_bottleneck)
