@@ -31,8 +31,6 @@ sweep() {  # sweep CHAPTER SUBSET EPOCHS ARGS...: one sweep, timed, results copi
 
 run() {
   case $1 in
-    # He et al. 2016, §4.2, Fig. 6: the paper's CIFAR networks (16/32/64 channels, option A
-    # shortcuts) at 20 and 56 layers, with and without the shortcuts.
     # Krizhevsky et al. 2012, §3.1, Fig. 1: ReLU against tanh, epochs to 25 % training error. No
     # augmentation, label smoothing or weight decay, as in Fig. 1 (the network's own dropout stays);
     # each activation from Glorot's initialisation (made for tanh) and He's (made for ReLU); one

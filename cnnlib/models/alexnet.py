@@ -43,7 +43,9 @@ the others. See :mod:`cnnlib.models.init` for the other schemes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from torch import nn
 
@@ -93,7 +95,7 @@ HIDDEN_UNITS = 4096  # fc6, fc7 (§3.5)
 DROPOUT = 0.5  # §4.2
 TORCHVISION_POOLED_SIDE = 6
 TOWERS = {"paper": 2, "torchvision": 1}  # §3.2: each layer's kernels are split over two GPUs
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}  # §3.1, Fig. 1
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": partial(nn.ReLU, inplace=True), "tanh": nn.Tanh}  # §3.1
 
 
 def response_norm() -> nn.LocalResponseNorm:
@@ -113,16 +115,12 @@ def _side_after_features(side: int, layers: tuple[ConvLayer, ...]) -> int:
     return side
 
 
-def _nonlinearity(activation: str) -> nn.Module:
-    return nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
-
-
 def _features(layers: tuple[ConvLayer, ...], in_channels: int, activation: str) -> nn.Sequential:
     modules: list[nn.Module] = []
     for layer in layers:
         modules.append(nn.Conv2d(in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                                  layer.padding, groups=layer.groups))
-        modules.append(_nonlinearity(activation))
+        modules.append(ACTIVATIONS[activation]())
         if layer.normalise:
             modules.append(response_norm())
         if layer.pool:
@@ -137,7 +135,7 @@ def _classifier(in_features: int, hidden_units: int, num_classes: int, dropout_f
     outputs of fc6 and fc7 (§4.2); torchvision drops the inputs of fc6 and fc7 instead."""
     modules: list[nn.Module] = []
     for width in (hidden_units, hidden_units):
-        hidden = [nn.Linear(in_features, width), _nonlinearity(activation)]
+        hidden = [nn.Linear(in_features, width), ACTIVATIONS[activation]()]
         dropout = nn.Dropout(DROPOUT)
         modules += [dropout, *hidden] if dropout_first else [*hidden, dropout]
         in_features = width

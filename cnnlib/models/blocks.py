@@ -147,9 +147,8 @@ class InvertedResidual(nn.Module):
     convolution with the stride, optional squeeze-and-excitation, then a *linear* 1×1
     projection (Sandler et al. 2018, Table 1: no activation after it, Sec. 3.2;
     ``linear_bottleneck=False`` puts ``activation`` after it too, the ablation of Sec. 6.4 and
-    Fig. 6a). The input
-    is added back when the stride is 1 and the channels agree (Sec. 3.3), through
-    stochastic depth with probability ``drop_path``.
+    Fig. 6a). The input is added back when the stride is 1 and the channels agree (Sec. 3.3),
+    through stochastic depth with probability ``drop_path``.
 
     MobileNetV2 uses ReLU6 and no squeeze-and-excitation. EfficientNet's MBConv (Tan & Le
     2019, Table 1) uses SiLU ("swish"), ``se_ratio=0.25`` of the block's input channels

@@ -135,7 +135,9 @@ class NiN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(x)
-        return torch.flatten(self.global_pool(maps), 1) if self.global_average else self.classifier(torch.flatten(maps, 1))
+        if self.global_average:
+            return torch.flatten(self.global_pool(maps), 1)
+        return self.classifier(torch.flatten(maps, 1))
 
 
 def paper_init(model: nn.Module) -> None:
