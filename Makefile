@@ -37,6 +37,7 @@ test-fast: install
 ## cores; nothing else may run beside them) and record their metrics in results/cpu/
 CHAPTERS ?= 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet_efficientnet
 chapters: install
+	mkdir -p runs
 	for chapter in $(CHAPTERS); do \
 	  CNNLIB_DATA=$(TEST_DATA) $(VENV)/bin/papermill notebooks/$$chapter.ipynb runs/$$chapter.ipynb -k python3 --cwd . \
 	    && mv runs/$$chapter.ipynb notebooks/$$chapter.ipynb \
@@ -51,6 +52,7 @@ STUDIES ?= 10_study_activation 11_study_init 12_study_loss 13_study_lr 14_study_
 	16_study_schedule 17_study_regularisation 18_study_depth
 STUDY_JOBS ?= 2
 studies: install
+	mkdir -p runs
 	for study in $(STUDIES); do \
 	  name=$${study#*_study_}; rm -rf runs/studies/$$name; \
 	  CNNLIB_DATA=$(TEST_DATA) $(VENV)/bin/papermill notebooks/$$study.ipynb runs/$$study.ipynb -k python3 --cwd . \
