@@ -26,15 +26,15 @@ from cnnlib.config import SETTINGS, TrainConfig
 MODEL_OPTIONS = ("width_mult", "init", "variant", "stem_stride")
 
 # Per model: {preset: settings}. Epochs of the cpu presets are fitted to the budget from the
-# images per second measured on 2 cores (Intel Xeon with AMX): see each chapter's page. GoogLeNet,
-# MobileNetV2 and EfficientNet-B0 train in fp32 on the CPU ("amp": False): their training step was no
-# faster, or slower, in bf16 there (results/benchmark-cpu-precision.json); on a GPU they use bf16.
+# images per second measured on 2 cores (Intel Xeon with AMX): see each chapter's page. MobileNetV2 and
+# EfficientNet-B0 train in fp32 on the CPU ("amp": False): their training step was no faster, or slower,
+# in bf16 there (results/benchmark-cpu-precision.json); on a GPU they use bf16.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Chapter 02. He initialisation: the paper's N(0, 0.01²) (§5) leaves the 8-layer network
     # at chance for several epochs at this budget (the chapter shows it).
     "alexnet": {
-        # 2 epochs: the full-data run of 1 December 2026 trained at 171 images/s on 2 cores, 583 s.
-        "cpu": {"width_mult": 0.5, "init": "kaiming", "epochs": 2, "batch_size": 256, "lr": 0.05},
+        # 4 epochs: 428 images/s in a one-epoch trial of 12,800 images on 2 cores (1 December 2026).
+        "cpu": {"width_mult": 0.5, "init": "kaiming", "epochs": 4, "batch_size": 256, "lr": 0.05},
         "gpu": {"width_mult": 1.0, "init": "kaiming", "epochs": 40, "batch_size": 512, "lr": 0.05},
     },
     # Chapter 03. He initialisation for the same reason (the paper's Gaussian stays at chance).
@@ -49,9 +49,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Chapter 05: the paper's GoogLeNet with its two auxiliary classifiers (weight 0.3, §5).
     "googlenet": {
-        # 2 epochs: fitted to 220 images/s of a batch-64 trial; the full-data run of 1 December 2026
-        # trained at 163 images/s at batch 256, 616 s (16 s over the budget).
-        "cpu": {"width_mult": 0.25, "variant": "paper", "amp": False, "epochs": 2, "batch_size": 256, "lr": 0.05},
+        # 3 epochs: a training step of batch 256 ran at 367–386 images/s in bf16 (245 in fp32) on 2 cores
+        # (1 December 2026), less the trainer's crops, flips and first steps.
+        "cpu": {"width_mult": 0.25, "variant": "paper", "epochs": 3, "batch_size": 256, "lr": 0.05},
         "gpu": {"width_mult": 1.0, "variant": "paper", "epochs": 40, "batch_size": 512, "lr": 0.1},
     },
     # Chapter 06: ResNet-18 (and, with residual=False, its plain twin under the same preset).
@@ -67,16 +67,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Chapter 08 (1,200 s each on the CPU).
     "mobilenet_v2": {
-        # 4 epochs: 183 images/s in a batch-64 trial on 2 cores (1 December 2026) is 220,000 images in
-        # 1,200 s; not yet run in full (AlexNet and GoogLeNet ran slower at their full runs' larger batch).
-        "cpu": {"width_mult": 0.5, "amp": False, "epochs": 4, "batch_size": 128, "lr": 0.1},
+        # 2 epochs: a training step of batch 128 ran at 109–118 images/s on 2 cores (1 December 2026),
+        # 130,000 images in 1,200 s before the trainer's crops, flips and evaluation.
+        "cpu": {"width_mult": 0.5, "amp": False, "epochs": 2, "batch_size": 128, "lr": 0.1},
         "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
     },
     # On the CPU the stem keeps its stride of 2 (see cnnlib.models.efficientnet): a quarter of the work.
     "efficientnet_b0": {
-        # 7 epochs: 367 images/s in a batch-64 trial on 2 cores (1 December 2026) is 440,000 images in
-        # 1,200 s; not yet run in full.
-        "cpu": {"width_mult": 0.5, "stem_stride": 2, "amp": False, "epochs": 7, "batch_size": 128, "lr": 0.1},
+        # 4 epochs: a training step of batch 128 ran at 217–278 images/s on 2 cores (1 December 2026).
+        "cpu": {"width_mult": 0.5, "stem_stride": 2, "amp": False, "epochs": 4, "batch_size": 128, "lr": 0.1},
         "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
     },
 }

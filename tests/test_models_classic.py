@@ -20,6 +20,7 @@ from torch import nn
 from cnnlib.errors import UserError
 from cnnlib.models import create, names, spec
 from cnnlib.models.alexnet import response_norm
+from cnnlib.models.blocks import ResponseNorm
 
 CLASSIC = ["alexnet", "nin", "vgg11", "vgg13", "vgg16", "vgg19",
            "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "googlenet"]
@@ -292,6 +293,17 @@ def test_alexnet_response_normalisation_is_section_3_3():
         window = a[:, max(0, i - n // 2):min(a.shape[1], i + n // 2 + 1)]
         expected[:, i] = a[:, i] / (k + alpha * window.pow(2).sum(1)) ** beta
     torch.testing.assert_close(response_norm()(a), expected)
+
+
+@pytest.mark.parametrize("size", [5, 4])
+def test_response_norm_equals_torchs_forward_and_backward(size):
+    a = (torch.randn(2, 13, 5, 5) * 10).to(memory_format=torch.channels_last).requires_grad_()
+    b = a.detach().clone().contiguous().requires_grad_()
+    ours, torchs = ResponseNorm(size, alpha=5e-4, beta=0.75, k=2.0), nn.LocalResponseNorm(size, 5e-4, 0.75, 2.0)
+    torch.testing.assert_close(ours(a), torchs(b))
+    ours(a).pow(2).sum().backward()
+    torchs(b).pow(2).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
 
 
 def test_alexnet_paper_init_is_section_5(alexnet_227):

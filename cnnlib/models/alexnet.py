@@ -52,7 +52,7 @@ from torch import nn
 from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import PooledHead, check_choice, check_width_mult, scale_channels
+from cnnlib.models.blocks import PooledHead, ResponseNorm, check_choice, check_width_mult, scale_channels
 from cnnlib.models.init import normal_init, weighted_layers
 
 
@@ -98,13 +98,13 @@ TOWERS = {"paper": 2, "torchvision": 1}  # §3.2: each layer's kernels are split
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": partial(nn.ReLU, inplace=True), "tanh": nn.Tanh}  # §3.1
 
 
-def response_norm() -> nn.LocalResponseNorm:
+def response_norm() -> ResponseNorm:
     """§3.3: b = a / (k + α Σ a²)^β over n = 5 adjacent maps, k = 2, α = 10⁻⁴, β = 0.75.
 
     PyTorch divides α by n (it averages the squares), so the paper's α is passed as n·α.
     """
     size, alpha, beta, k = 5, 1e-4, 0.75, 2.0
-    return nn.LocalResponseNorm(size, alpha=size * alpha, beta=beta, k=k)
+    return ResponseNorm(size, alpha=size * alpha, beta=beta, k=k)
 
 
 def _side_after_features(side: int, layers: tuple[ConvLayer, ...]) -> int:

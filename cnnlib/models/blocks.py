@@ -9,6 +9,8 @@ MobileNetV2, EfficientNet), and the options every network but LeNet-5 shares.
   depth are switched on.
 * :class:`SqueezeExcitation` (Hu, Shen & Sun 2018, Fig. 1) and :class:`StochasticDepth`
   (Huang, Sun, Liu, Sedra & Weinberger 2016).
+* :class:`ResponseNorm`: AlexNet's local response normalisation (Krizhevsky et al. 2012, §3.3),
+  also in GoogLeNet's stem, computed as a fixed 1×1 convolution.
 * :class:`PooledHead`: features, a pool and a classifier, the network shape of AlexNet and of
   the modern networks (the head of global average pooling and a linear layer).
 * :func:`use_small_input`, which :func:`cnnlib.models.create` applies to the ``small_input``
@@ -92,6 +94,21 @@ def use_small_input(input_size: tuple[int, int], small_input: bool | None) -> bo
     if small_input is None:
         return min(input_size) <= SMALL_INPUT_MAX_SIDE
     return small_input
+
+
+class ResponseNorm(nn.LocalResponseNorm):
+    """Local response normalisation (AlexNet §3.3, GoogLeNet's stem): the arguments, and the
+    result, of :class:`torch.nn.LocalResponseNorm`. The sum of squares over ``size`` adjacent
+    channels is a 1×1 convolution with a fixed band of ones, one matrix product per pixel, where
+    PyTorch's version runs a 5-D average pool that is slow on a CPU, in bf16 above all."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        offset = torch.arange(channels, device=x.device)
+        offset = offset[None, :] - offset[:, None]  # input channel − output channel
+        band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(x.dtype)
+        squares = nn.functional.conv2d(x * x, band[:, :, None, None])
+        return x / (self.k + self.alpha / self.size * squares).pow(self.beta)
 
 
 class ConvBNAct(nn.Sequential):

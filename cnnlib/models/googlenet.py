@@ -55,7 +55,7 @@ from torch import nn
 from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import check_width_mult, scale_channels
+from cnnlib.models.blocks import ResponseNorm, check_width_mult, scale_channels
 from cnnlib.models.init import xavier_init
 
 
@@ -194,7 +194,7 @@ class GoogLeNet(nn.Module):
                  small: bool, aux_logits: bool, width_mult: float = 1.0):
         super().__init__()
         block = partial(ConvBlock, batch_norm=variant.batch_norm)
-        norm = partial(nn.LocalResponseNorm, 5, alpha=1e-4, beta=0.75, k=1.0) if variant.response_norm else nn.Identity
+        norm = partial(ResponseNorm, 5, alpha=1e-4, beta=0.75, k=1.0) if variant.response_norm else nn.Identity
         pool = partial(nn.MaxPool2d, stride=2, ceil_mode=True)
         stem = {name: scale_channels(channels, width_mult) for name, channels in STEM_CHANNELS.items()}
         inception = {name: widths.scaled(width_mult) for name, widths in INCEPTION.items()}
