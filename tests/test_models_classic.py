@@ -144,11 +144,14 @@ def test_unknown_init_is_a_user_error(name, message):
     assert str(error.value) == message
 
 
-@pytest.mark.parametrize("name,label", [("alexnet", "AlexNet"), ("googlenet", "GoogLeNet")])
-def test_unknown_variant_is_a_user_error(name, label):
+@pytest.mark.parametrize("name,message", [
+    ("alexnet", "Unknown AlexNet variant 'caffe': choose 'paper' or 'torchvision'."),
+    ("googlenet", "Unknown GoogLeNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
+])
+def test_unknown_variant_is_a_user_error(name, message):
     with pytest.raises(UserError) as error:
         build(name, 32, variant="caffe")
-    assert str(error.value) == f"Unknown {label} variant 'caffe': choose 'paper' or 'torchvision'."
+    assert str(error.value) == message
 
 
 # --- width_mult (MobileNetV1 Sec. 3.3, MobileNetV2 Sec. 6.1) --------------------------------
@@ -503,6 +506,19 @@ def test_googlenet_paper_form_has_5x5_branches_lrn_and_no_batch_norm(googlenet_2
     assert not any(isinstance(m, nn.LocalResponseNorm) for m in torchvision_form.modules())
 
 
+def test_googlenet_with_batch_norm_is_table_1_with_batch_norm_and_no_lrn():
+    paper, with_bn = on_meta("googlenet", 224), on_meta("googlenet", 224, variant="paper_bn")
+    convs = {name: m for name, m in paper.named_modules() if isinstance(m, nn.Conv2d)}
+    bn_convs = {name: m for name, m in with_bn.named_modules() if isinstance(m, nn.Conv2d)}
+    assert {name: (m.in_channels, m.out_channels, m.kernel_size, m.stride) for name, m in convs.items()} == {
+        name: (m.in_channels, m.out_channels, m.kernel_size, m.stride) for name, m in bn_convs.items()}
+    assert all(m.bias is None for m in bn_convs.values())  # batch norm's shift replaces the bias
+    norms = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == len(bn_convs)  # Ioffe & Szegedy §3.2: before every nonlinearity
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in with_bn.modules())  # their §4.2.1
+    assert (with_bn.dropout.p, with_bn.aux1.pool.kernel_size, with_bn.maxpool4.kernel_size) == (0.4, 5, 3)
+
+
 def test_googlenet_auxiliary_classifiers_follow_section_5(googlenet_224):
     for aux, channels in ((googlenet_224.aux1, 512), (googlenet_224.aux2, 528)):  # on 4a and 4d
         assert (aux.pool.kernel_size, aux.pool.stride) == (5, 3)
@@ -550,7 +566,7 @@ def test_lenet5_study_options_change_the_modern_form_only():
     assert isinstance(layers["features.C1_bn"], nn.BatchNorm2d) and layers["features.C1"].bias is None
     assert isinstance(layers["features.C1_act"], nn.GELU) and layers["classifier.F6_dropout"].p == 0.5
     small = create("lenet5", init="small_normal")
-    assert all(abs(float(layer.weight.std()) - 0.01) < 0.003 for layer in small.modules()
+    assert all(abs(float(layer.weight.detach().std()) - 0.01) < 0.003 for layer in small.modules()
                if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.numel() > 500)
     torch.manual_seed(0)
     xavier = create("lenet5", init="xavier").classifier.F6.weight

@@ -1,6 +1,6 @@
-"""Every chapter notebook runs top to bottom under papermill with its smoke parameters,
-its committed deterministic outputs still match the code (nbval), and it builds its
-model from cnnlib rather than defining one."""
+"""Every chapter notebook runs top to bottom with its smoke parameters (injected by papermill,
+executed by nbval), its committed deterministic outputs still match the code (nbval), and it
+builds its model from cnnlib rather than defining one."""
 
 from __future__ import annotations
 
@@ -56,20 +56,10 @@ def test_structure(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_runs_with_smoke_parameters(path, tmp_path):
-    executed = tmp_path / path.name
-    papermill.execute_notebook(str(path), str(executed), parameters=smoke_parameters(path, tmp_path),
-                               cwd=str(ROOT), kernel_name="python3", progress_bar=False)
-    if is_study(path):  # with smoke parameters a study only reads its committed results
-        assert not (tmp_path / "run").exists()
-    else:
-        assert (tmp_path / "run" / "metrics.json").exists()
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_committed_outputs_match(path, tmp_path):
-    # Inject the smoke parameters without executing, keeping the committed outputs; nbval then runs the
-    # notebook and compares the cells tagged nbval-check-output (layer tables, parameter counts).
+def test_runs_with_smoke_parameters_and_matches_committed_outputs(path, tmp_path):
+    # papermill injects the smoke parameters without executing, keeping the committed outputs; nbval then runs
+    # the notebook top to bottom (an error in any cell fails it) and compares the cells tagged
+    # nbval-check-output (layer tables, parameter counts). One execution per notebook serves both checks.
     prepared = tmp_path / path.name
     papermill.execute_notebook(str(path), str(prepared), parameters=smoke_parameters(path, tmp_path),
                                prepare_only=True, kernel_name="python3", progress_bar=False)
@@ -77,6 +67,11 @@ def test_committed_outputs_match(path, tmp_path):
                                "--current-env", str(prepared)], cwd=ROOT / "notebooks", capture_output=True,
                               text=True, timeout=900)
     assert finished.returncode == 0, finished.stdout[-4000:]
+    assert " passed" in finished.stdout and " skipped" not in finished.stdout, finished.stdout[-1000:]
+    if is_study(path):  # with smoke parameters a study only reads its committed results
+        assert not (tmp_path / "run").exists()
+    else:
+        assert (tmp_path / "run" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])

@@ -20,6 +20,13 @@ Table 1 and Fig. 3.
 All max and average pools round up (``ceil_mode=True``) as Caffe, in which the network was
 specified, does: 112 → 56 → 28 → 14 → 7, the sizes of Table 1.
 
+``variant="paper_bn"`` is the same network with batch norm, as Ioffe & Szegedy ("Batch
+normalization", ICML 2015, §4.2) put it into Inception: every convolution is conv (no bias) + batch
+norm + ReLU, and the two local response normalisations are removed (their §4.2.1: with batch norm
+"it is not necessary"). Everything else (the 5×5 branches, the pools, dropout 0.4, the auxiliary
+heads) is the paper's. It is the network the CPU chapter trains: without batch norm, the 22 layers
+learn too slowly for a ten-minute budget.
+
 ``variant="torchvision"`` is torchvision's ``googlenet``: each convolution is conv (no bias) +
 batch norm (ε = 0.001) + ReLU, the "5×5" branch uses a 3×3 kernel (torchvision issue #906), no
 response normalisation, a 2×2/2 max-pool after 4e, auxiliary heads with an adaptive 4×4 average
@@ -113,6 +120,10 @@ class Variant:
 VARIANTS = {
     "paper": Variant(batch_norm=False, branch3_kernel=5, response_norm=True, maxpool4_kernel=3, dropout=0.4,
                      aux_adaptive_side=None),
+    # Table 1's network as Ioffe & Szegedy (2015) trained Inception with batch norm: before every ReLU, and
+    # local response normalisation removed (their §4.2.1).
+    "paper_bn": Variant(batch_norm=True, branch3_kernel=5, response_norm=False, maxpool4_kernel=3, dropout=0.4,
+                        aux_adaptive_side=None),
     "torchvision": Variant(batch_norm=True, branch3_kernel=3, response_norm=False, maxpool4_kernel=2, dropout=0.2,
                            aux_adaptive_side=4),
 }
@@ -238,12 +249,12 @@ class GoogLeNet(nn.Module):
 
 
 @register("googlenet", paper_input=(3, 224, 224), paper_init=xavier_init, title="GoogLeNet",
-          summary="GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper' or 'torchvision'")
+          summary="GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper', 'paper_bn' or 'torchvision'")
 def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
               variant: str = "paper", aux_logits: bool = True, width_mult: float = 1.0) -> GoogLeNet:
     """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     if variant not in VARIANTS:
-        raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose 'paper' or 'torchvision'.")
+        raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose one of {', '.join(map(repr, VARIANTS))}.")
     check_width_mult(width_mult, "googlenet", {
         **STEM_CHANNELS, "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
         **{f"{column} of inception{name}": width
