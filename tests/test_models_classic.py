@@ -569,7 +569,7 @@ def test_lenet5_study_options_change_the_modern_form_only():
     assert all(abs(float(layer.weight.detach().std()) - 0.01) < 0.003 for layer in small.modules()
                if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.numel() > 500)
     torch.manual_seed(0)
-    xavier = create("lenet5", init="xavier").classifier.F6.weight
+    xavier = create("lenet5", init="xavier").classifier.F6.weight.detach()
     assert float(xavier.abs().max()) <= (6 / (120 + 84)) ** 0.5
     with pytest.raises(UserError, match="leave them out with variant='paper'"):
         create("lenet5", variant="paper", activation="tanh")
