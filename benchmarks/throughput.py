@@ -129,6 +129,8 @@ def _synchronise(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--width-mult", type=float, default=None,
+                        help="the model's width multiplier (default: the paper's width)")
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10"))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -140,7 +142,9 @@ def main() -> None:
     args = parser.parse_args()
 
     device = select_device(args.device)
-    config = TrainConfig(model=args.model, dataset=args.dataset, data_root=args.data_root, subset=args.subset,
+    model_options = {} if args.width_mult is None else {"width_mult": args.width_mult}
+    config = TrainConfig(model=args.model, model_options=model_options, dataset=args.dataset,
+                         data_root=args.data_root, subset=args.subset,
                          batch_size=args.batch_size, epochs=args.repeats + 1, device=args.device, progress=False,
                          out=tempfile.mkdtemp(prefix="cnnlib-bench-"))
     data = prepare_data(config, device)
@@ -150,7 +154,7 @@ def main() -> None:
     def fresh_model() -> tuple[nn.Module, torch.optim.Optimizer]:
         torch.manual_seed(0)
         model = models.create(args.model, num_classes=len(data.classes), in_channels=data.input_shape[0],
-                              input_size=side).to(device)
+                              input_size=side, **model_options).to(device)
         return model, make_optimizer(model, config.optimizer, config.lr, config.momentum, config.nesterov,
                                      config.weight_decay)
 
@@ -179,7 +183,7 @@ def main() -> None:
     figures = {key: statistics.median(values) for key, values in samples.items()}
 
     report = {
-        "model": args.model, "dataset": args.dataset, "batch_size": args.batch_size, "device": device.type,
+        "model": args.model, "model_options": model_options, "dataset": args.dataset, "batch_size": args.batch_size, "device": device.type,
         "device_name": device_description(device), "torch_version": torch.__version__,
         "images_per_second": {key: round(value, 1) for key, value in figures.items()},
         "samples": {key: [round(value, 1) for value in values] for key, values in samples.items()},
