@@ -178,7 +178,7 @@ logarithmic scales (the values of the table's last two columns).
 No GPU has been lent to the course yet. Each row is the committed run of a chapter (or of a second model in it)
 on a 2-core CPU, on every training and test image at 32×32, each network but LeNet-5 at a reduced width
 (`width_mult`, in the column "model") and for the epochs fitted to 600 s of training (1,200 s for chapter 08's
-networks; the table gives the seconds each took: VGG's and GoogLeNet's runs went over, as their chapters say), so
+networks; the table gives the seconds each took: VGG's run went over, as its chapter says), so
 most are far from converged; the parameters are in each chapter's admonition and in the `config` of the JSON file.
 GoogLeNet's run trains the paper's network with batch norm (`variant=paper_bn`); its chapter says why. CIFAR-10 here is the JPEG copy of the data set, whose
 accuracies differ slightly from the official binary files. The numbers show how far each network gets in about
