@@ -148,8 +148,8 @@ def main() -> None:
     if args.deadline - (time.perf_counter() - started) > 60 or args.smoke:
         command = [sys.executable, str(Path(__file__).resolve().parent / "throughput.py"), "--model", "resnet18",
                    "--dataset", "cifar10", "--device", args.device, "--out", str(out / "gpu" / "benchmark-throughput-resnet18.json")]
-        command += (["--batch-size", "64", "--steps", "2", "--repeats", "1", "--subset", "256", "--width-mult", "0.125"]
-                    if args.smoke
+        command += (["--batch-size", "64", "--steps", "2", "--repeats", "1", "--subset", "256",
+                     "--width-mult", str(overrides["width_mult"])] if args.smoke
                     else ["--batch-size", "512", "--steps", "50", "--repeats", "3"])
         if args.data_root:
             command += ["--data-root", args.data_root]

@@ -183,7 +183,8 @@ def main() -> None:
     figures = {key: statistics.median(values) for key, values in samples.items()}
 
     report = {
-        "model": args.model, "model_options": model_options, "dataset": args.dataset, "batch_size": args.batch_size, "device": device.type,
+        "model": args.model, "model_options": model_options, "dataset": args.dataset, "batch_size": args.batch_size,
+        "device": device.type,
         "device_name": device_description(device), "torch_version": torch.__version__,
         "images_per_second": {key: round(value, 1) for key, value in figures.items()},
         "samples": {key: [round(value, 1) for value in values] for key, values in samples.items()},

@@ -507,12 +507,14 @@ def test_googlenet_paper_form_has_5x5_branches_lrn_and_no_batch_norm(googlenet_2
 
 
 def test_googlenet_with_batch_norm_is_table_1_with_batch_norm_and_no_lrn():
+    def convolutions(model: nn.Module) -> dict[str, tuple]:
+        return {name: (m.in_channels, m.out_channels, m.kernel_size, m.stride)
+                for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
     paper, with_bn = on_meta("googlenet", 224), on_meta("googlenet", 224, variant="paper_bn")
-    convs = {name: m for name, m in paper.named_modules() if isinstance(m, nn.Conv2d)}
-    bn_convs = {name: m for name, m in with_bn.named_modules() if isinstance(m, nn.Conv2d)}
-    assert {name: (m.in_channels, m.out_channels, m.kernel_size, m.stride) for name, m in convs.items()} == {
-        name: (m.in_channels, m.out_channels, m.kernel_size, m.stride) for name, m in bn_convs.items()}
-    assert all(m.bias is None for m in bn_convs.values())  # batch norm's shift replaces the bias
+    assert convolutions(paper) == convolutions(with_bn)
+    bn_convs = [m for m in with_bn.modules() if isinstance(m, nn.Conv2d)]
+    assert all(m.bias is None for m in bn_convs)  # batch norm's shift replaces the bias
     norms = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == len(bn_convs)  # Ioffe & Szegedy §3.2: before every nonlinearity
     assert not any(isinstance(m, nn.LocalResponseNorm) for m in with_bn.modules())  # their §4.2.1
