@@ -37,9 +37,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "cpu": {"width_mult": 0.5, "init": "kaiming", "epochs": 4, "batch_size": 256, "lr": 0.05},
         "gpu": {"width_mult": 1.0, "init": "kaiming", "epochs": 40, "batch_size": 512, "lr": 0.05},
     },
-    # Chapter 03. He initialisation for the same reason (the paper's Gaussian stays at chance).
+    # Chapter 03. He initialisation for the same reason (the paper's Gaussian stays at chance). On the CPU with
+    # batch norm before every ReLU (variant "paper_bn"): on 20,000 images for 2 epochs it reached 53.5 % at
+    # lr 0.1, the paper's network 42.0 % at lr 0.05, at 383 and 488 images/s (1 December 2026).
     "nin": {
-        "cpu": {"width_mult": 0.5, "init": "kaiming", "epochs": 6, "batch_size": 128, "lr": 0.05},
+        "cpu": {"width_mult": 0.5, "variant": "paper_bn", "init": "kaiming", "epochs": 4, "batch_size": 128,
+                "lr": 0.1},
         "gpu": {"width_mult": 1.0, "init": "kaiming", "epochs": 60, "batch_size": 256, "lr": 0.05},
     },
     # Chapter 04: configuration D with batch norm.

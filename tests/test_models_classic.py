@@ -147,6 +147,7 @@ def test_unknown_init_is_a_user_error(name, message):
 @pytest.mark.parametrize("name,message", [
     ("alexnet", "Unknown AlexNet variant 'caffe': choose 'paper' or 'torchvision'."),
     ("googlenet", "Unknown GoogLeNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
+    ("nin", "Unknown NiN variant 'caffe': choose one of 'paper', 'paper_bn'."),
 ])
 def test_unknown_variant_is_a_user_error(name, message):
     with pytest.raises(UserError) as error:
@@ -379,6 +380,23 @@ def test_nin_cifar_form_matches_section_4_2():
     assert count_params(model) == expected
     # §4.1: dropout on the outputs of all but the last mlpconv layer
     assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout1", "dropout2"]
+
+
+
+def test_nin_with_batch_norm_is_the_cifar_network_with_batch_norm_before_every_relu(cifar_batch):
+    paper, with_bn = build("nin", 32), build("nin", 32, variant="paper_bn")
+    for plain, normed in zip(_mlpconvs(paper), _mlpconvs(with_bn)):
+        assert [type(m) for m in normed] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * 3  # Ioffe & Szegedy §3.2
+        convs = [m for m in normed if isinstance(m, nn.Conv2d)]
+        assert [(m.in_channels, m.out_channels, m.kernel_size) for m in convs] == [
+            (m.in_channels, m.out_channels, m.kernel_size) for m in plain if isinstance(m, nn.Conv2d)]
+        assert all(m.bias is None for m in convs)  # batch norm's shift replaces the bias
+    # each convolution loses its bias and its batch norm gains a scale and a shift
+    assert count_params(with_bn) - count_params(paper) == sum(
+        m.out_channels for m in with_bn.modules() if isinstance(m, nn.Conv2d))
+    assert [n for n, m in with_bn.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout1", "dropout2"]
+    images, _ = cifar_batch
+    assert with_bn.train()(images).shape == (len(images), 10)
 
 
 # --- VGG (Simonyan & Zisserman 2015) ----------------------------------------------------------

@@ -523,7 +523,7 @@ def test_torch_compile_matches_eager():
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name, final_side", [("densenet121", 2), ("efficientnet_b0", 2)])
+@pytest.mark.parametrize("name, final_side", [("densenet121", 2), ("efficientnet_b0", 2), ("mobilenet_v2", 2)])
 def test_stem_stride_two_quarters_the_work_of_the_small_input_form(name, final_side):
     base = layer_table(create(name, num_classes=10, input_size=32, width_mult=0.5), (3, 32, 32))
     strided = layer_table(create(name, num_classes=10, input_size=32, width_mult=0.5, stem_stride=2), (3, 32, 32))

@@ -54,6 +54,14 @@ def check_probability(option: str, value: object) -> None:
         raise UserError(f"{option} {value!r} must be a probability in [0, 1), e.g. 0.2.")
 
 
+def check_stem_stride(stem_stride: object, small_input: bool) -> None:
+    """Raise :class:`UserError` unless ``stem_stride`` is 1 or 2, and 1 outside the small-input form
+    (whose stem it sets: the ImageNet form's stem has its paper's stride)."""
+    check_choice("stem_stride", stem_stride, (1, 2))
+    if stem_stride != 1 and not small_input:
+        raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
+
+
 def scale_channels(channels: int, width_mult: float, divisor: int = 1) -> int:
     """``channels`` × ``width_mult`` rounded half up to a whole multiple of ``divisor``: whole
     channels, or whole channels per group (AlexNet's two towers)."""

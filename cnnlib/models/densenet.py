@@ -37,9 +37,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, PooledHead, check_choice, check_width_mult, scale_channels
+from cnnlib.models.blocks import ConvBNAct, PooledHead, check_stem_stride, check_width_mult, scale_channels
 from cnnlib.models.init import kaiming_init
 
 # Table 1: layers in dense blocks 1-4.
@@ -127,8 +126,6 @@ def densenet121(*, num_classes: int, in_channels: int, small_input: bool, stem_s
                 width_mult: float = 1.0) -> DenseNet:
     """DenseNet-121 (Table 1); see the module docstring for the options."""
     check_width_mult(width_mult, "densenet121", {"the growth rate k": GROWTH_RATE})
-    check_choice("stem_stride", stem_stride, (1, 2))
-    if stem_stride != 1 and not small_input:
-        raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
+    check_stem_stride(stem_stride, small_input)
     return DenseNet(CONFIGS["densenet121"], num_classes, in_channels, scale_channels(GROWTH_RATE, width_mult),
                     small_input, stem_stride)

@@ -42,10 +42,9 @@ from collections import OrderedDict
 
 from torch import nn
 
-from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_choice, check_probability,
-                                  check_width_mult, make_divisible)
+from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability,
+                                  check_stem_stride, check_width_mult, make_divisible)
 from cnnlib.models.init import kaiming_init
 
 # Table 1, stages 2-8: MBConv expansion, kernel, stride of the first unit, channels, layers.
@@ -112,10 +111,8 @@ def paper_init(model: nn.Module) -> None:
 def efficientnet_b0(*, num_classes: int, in_channels: int, small_input: bool, dropout: float = 0.2,
                     stochastic_depth: float = 0.2, stem_stride: int = 1, width_mult: float = 1.0) -> EfficientNet:
     """EfficientNet-B0 (Table 1); see the module docstring for the options."""
-    check_choice("stem_stride", stem_stride, (1, 2))
+    check_stem_stride(stem_stride, small_input)
     check_width_mult(width_mult, "efficientnet_b0")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
     check_probability("stochastic_depth", stochastic_depth)
-    if stem_stride != 1 and not small_input:
-        raise UserError("stem_stride sets the small-input form's stem: leave it at 1 for the ImageNet form.")
     return EfficientNet(num_classes, in_channels, dropout, stochastic_depth, small_input, width_mult, stem_stride)

@@ -22,6 +22,12 @@ SMALL-INPUT FORM (shorter side ≤ 64, or ``small_input=True``): the paper's CIF
 three mlpconv layers, 192 5×5 → 160 → 96, 3×3/2 max-pool, dropout 0.5; 192 5×5 → 192 → 192,
 3×3/2 average pool, dropout 0.5; 192 3×3 → 192 → classes, then the global average.
 
+``variant="paper_bn"`` is the same network with batch norm, as Ioffe & Szegedy ("Batch
+normalization", ICML 2015, §3.2) add it to a convolutional network: every convolution, the class maps'
+included, is conv (no bias) + batch norm + ReLU. Everything else (widths, pools, dropout, the global
+average) is the paper's. It is the network the CPU chapter trains: with the paper's initialisation
+the network does not learn at all, and with He's it learns too slowly for a ten-minute budget.
+
 HEAD (``head``, default ``"gap"``: the paper's): ``"fc"`` replaces the global average by a fully
 connected layer on the flattened class maps, with dropout 0.5 before it, the other parts of the
 network unchanged: the "mlpconv + fully connected + dropout" row of §4.6 and Table 5, which the
@@ -95,15 +101,21 @@ DROPOUT = 0.5
 PAPER_STD = 0.05  # the released models' usual Gaussian (see the module docstring)
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 HEADS = ("gap", "fc")  # §3.2's global average pooling; §4.6's fully connected comparison
+VARIANTS = ("paper", "paper_bn")  # paper_bn: batch norm before every ReLU (see the module docstring)
 
 
-def mlpconv(in_channels: int, layer: MlpConv, num_classes: int) -> nn.Sequential:
-    """§3.1: conv k×k, ReLU, conv 1×1, ReLU, conv 1×1, ReLU."""
+def mlpconv(in_channels: int, layer: MlpConv, num_classes: int, batch_norm: bool = False) -> nn.Sequential:
+    """§3.1: conv k×k, ReLU, conv 1×1, ReLU, conv 1×1, ReLU; with ``batch_norm``, a batch norm
+    before each ReLU (and no bias in the convolution before it)."""
     widths = [layer.channels, *(num_classes if width == CLASSES else width for width in layer.mlp_channels)]
-    modules: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], layer.kernel_size, layer.stride, layer.padding),
-                                nn.ReLU(inplace=True)]
-    for narrow, wide in zip(widths, widths[1:]):
-        modules += [nn.Conv2d(narrow, wide, kernel_size=1), nn.ReLU(inplace=True)]
+    shapes = [(in_channels, widths[0], layer.kernel_size, layer.stride, layer.padding),
+              *((narrow, wide, 1, 1, 0) for narrow, wide in zip(widths, widths[1:]))]
+    modules: list[nn.Module] = []
+    for inputs, outputs, kernel_size, stride, padding in shapes:
+        modules.append(nn.Conv2d(inputs, outputs, kernel_size, stride, padding, bias=not batch_norm))
+        if batch_norm:
+            modules.append(nn.BatchNorm2d(outputs))
+        modules.append(nn.ReLU(inplace=True))
     return nn.Sequential(*modules)
 
 
@@ -112,12 +124,12 @@ class NiN(nn.Module):
     ``head="fc"``: a fully connected layer on the flattened class maps instead (§4.6)."""
 
     def __init__(self, layers: tuple[MlpConv, ...], num_classes: int, in_channels: int,
-                 input_size: tuple[int, int], head: str = "gap"):
+                 input_size: tuple[int, int], head: str = "gap", batch_norm: bool = False):
         super().__init__()
         self.features = nn.Sequential()
         height, width = input_size
         for index, layer in enumerate(layers, start=1):
-            self.features.add_module(f"mlpconv{index}", mlpconv(in_channels, layer, num_classes))
+            self.features.add_module(f"mlpconv{index}", mlpconv(in_channels, layer, num_classes, batch_norm))
             height, width = (conv_output_size(side, layer.kernel_size, layer.stride, layer.padding)
                              for side in (height, width))
             if layer.pool:
@@ -146,15 +158,19 @@ def paper_init(model: nn.Module) -> None:
 
 
 @register("nin", paper_input=(3, 224, 224), paper_init=paper_init, title="NiN",
-          summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling")
+          summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling; "
+                  "variant='paper' or 'paper_bn'")
 def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-        width_mult: float = 1.0, head: str = "gap") -> NiN:
+        width_mult: float = 1.0, head: str = "gap", variant: str = "paper") -> NiN:
     """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small
-    inputs, ``width_mult`` times as wide, with the global average or (``head="fc"``) a fully connected head."""
+    inputs, ``width_mult`` times as wide, with the global average or (``head="fc"``) a fully connected head,
+    and (``variant="paper_bn"``) batch norm before every ReLU."""
     check_choice("head", head, HEADS)
+    check_choice("NiN variant", variant, VARIANTS)
     layers = CIFAR_LAYERS if small_input else IMAGENET_LAYERS
     check_width_mult(width_mult, "nin", {
         f"mlpconv{index} conv{position}": width
         for index, layer in enumerate(layers, start=1)
         for position, width in enumerate((layer.channels, *layer.mlp_channels), start=1) if width != CLASSES})
-    return NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels, input_size, head)
+    return NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels, input_size, head,
+               batch_norm=variant == "paper_bn")
