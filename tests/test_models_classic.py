@@ -145,7 +145,7 @@ def test_unknown_init_is_a_user_error(name, message):
 
 
 @pytest.mark.parametrize("name,message", [
-    ("alexnet", "Unknown AlexNet variant 'caffe': choose 'paper' or 'torchvision'."),
+    ("alexnet", "Unknown AlexNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
     ("googlenet", "Unknown GoogLeNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
     ("nin", "Unknown NiN variant 'caffe': choose one of 'paper', 'paper_bn'."),
 ])
@@ -381,6 +381,23 @@ def test_nin_cifar_form_matches_section_4_2():
     # §4.1: dropout on the outputs of all but the last mlpconv layer
     assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout1", "dropout2"]
 
+
+
+def test_alexnet_with_batch_norm_is_the_paper_network_with_batch_norm_and_no_lrn(cifar_batch):
+    def convolutions(model: nn.Module) -> list[tuple]:
+        return [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.groups)
+                for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+    paper, with_bn = build("alexnet", 227, num_classes=1000), build("alexnet", 227, num_classes=1000, variant="paper_bn")
+    assert convolutions(with_bn) == convolutions(paper)  # §3.5 and the two towers of §3.2
+    kinds = [type(m) for m in with_bn.features]
+    assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d] * 2 + [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * 2 + [
+        nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]  # Ioffe & Szegedy §3.2; no LRN (their §4.2.1)
+    assert all(m.bias is None for m in with_bn.features if isinstance(m, nn.Conv2d))
+    assert [type(m) for m in with_bn.classifier] == [type(m) for m in paper.classifier]  # fc6–fc8 and dropout
+    small = build("alexnet", 32, variant="paper_bn", init="paper")  # §5's biases have no place without a bias
+    images, _ = cifar_batch
+    assert small.train()(images).shape == (len(images), 10)
 
 
 def test_nin_with_batch_norm_is_the_cifar_network_with_batch_norm_before_every_relu(cifar_batch):

@@ -27,7 +27,6 @@ CHAPTER_RUNS = {
 # Runs not yet at their floor: each entry says what the committed run measured. strict=True makes
 # the test fail as soon as a run reaches its floor, so that its entry here is removed with it.
 NOT_YET = {
-    "02_alexnet": "63.69 % in 421 s (4 epochs, width_mult 0.5) on an Intel Xeon, 2 threads: below the floor",
     "03_nin": "70.85 % in 554 s (4 epochs, width_mult 0.5, paper_bn) on an Intel Xeon, 2 threads: below the floor",
     "04_vgg": "83.84 % in 634 s (7 epochs, width_mult 0.5) on an Intel Xeon, 2 threads: below the floor, over budget",
     "05_googlenet": "72.65 % in 571 s (3 epochs, width_mult 0.25, paper_bn) on an Intel Xeon, 2 threads: below the "

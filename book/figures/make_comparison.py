@@ -179,9 +179,10 @@ No GPU has been lent to the course yet. Each row is the committed run of a chapt
 on a 2-core CPU, on every training and test image at 32×32, each network but LeNet-5 at a reduced width
 (`width_mult`, in the column "model") and for the epochs fitted to 600 s of training (1,200 s for chapter 08's
 networks; the table gives the seconds each took: VGG's run went over, as its chapter says), so most are far
-from converged; the parameters are in each chapter's admonition and in the `config` of the JSON file. GoogLeNet's
-run trains the paper's network with batch norm (`variant=paper_bn`); its chapter says why. CIFAR-10 here is the
-JPEG copy of the data set, whose accuracies differ slightly from the official binary files. The numbers show how far each network gets in about
+from converged; the parameters are in each chapter's admonition and in the `config` of the JSON file. The
+AlexNet, NiN and GoogLeNet runs train the paper's network with batch norm before every ReLU (`variant=paper_bn`);
+their chapters say why. CIFAR-10 here is the JPEG copy of the data set, whose accuracies differ slightly from the
+official binary files. The numbers show how far each network gets in about
 ten minutes of a 2-core CPU (chance is 10 % on CIFAR-10); the widths and epochs differ from row to row, and so
 does what each row's accuracy costs.
 ```
