@@ -21,6 +21,12 @@ def on_meta(name: str, side: int = 224, **options) -> nn.Module:
         return build(name, side, num_classes=1000, **options).eval()
 
 
+def conv_shapes(model: nn.Module) -> dict[str, tuple]:
+    """Every convolution of ``model`` by name, in order: channels in and out, kernel, stride, padding, groups."""
+    return {name: (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.groups)
+            for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
 def count_params(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
     """Parameters of ``model``, leaving out those whose names start with one of ``skip``."""
     return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(skip))

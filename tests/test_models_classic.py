@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from shapes import build, count_macs, count_params, io_shapes, on_meta
+from shapes import build, conv_shapes, count_macs, count_params, io_shapes, on_meta
 import torch
 import torchvision
 from torch import nn
@@ -384,15 +384,13 @@ def test_nin_cifar_form_matches_section_4_2():
 
 
 def test_alexnet_with_batch_norm_is_the_paper_network_with_batch_norm_and_no_lrn(cifar_batch):
-    def convolutions(model: nn.Module) -> list[tuple]:
-        return [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.groups)
-                for m in model.modules() if isinstance(m, nn.Conv2d)]
-
-    paper, with_bn = build("alexnet", 227, num_classes=1000), build("alexnet", 227, num_classes=1000, variant="paper_bn")
-    assert convolutions(with_bn) == convolutions(paper)  # §3.5 and the two towers of §3.2
+    paper = build("alexnet", 227, num_classes=1000)
+    with_bn = build("alexnet", 227, num_classes=1000, variant="paper_bn")
+    # §3.5 and the two towers of §3.2 (batch norm shifts the modules' indices, so compare in order)
+    assert list(conv_shapes(with_bn).values()) == list(conv_shapes(paper).values())
     kinds = [type(m) for m in with_bn.features]
-    assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d] * 2 + [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * 2 + [
-        nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]  # Ioffe & Szegedy §3.2; no LRN (their §4.2.1)
+    pooled, unpooled = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d], [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    assert kinds == pooled * 2 + unpooled * 2 + pooled  # Ioffe & Szegedy §3.2; no LRN (their §4.2.1)
     assert all(m.bias is None for m in with_bn.features if isinstance(m, nn.Conv2d))
     assert [type(m) for m in with_bn.classifier] == [type(m) for m in paper.classifier]  # fc6–fc8 and dropout
     small = build("alexnet", 32, variant="paper_bn", init="paper")  # §5's biases have no place without a bias
@@ -402,12 +400,10 @@ def test_alexnet_with_batch_norm_is_the_paper_network_with_batch_norm_and_no_lrn
 
 def test_nin_with_batch_norm_is_the_cifar_network_with_batch_norm_before_every_relu(cifar_batch):
     paper, with_bn = build("nin", 32), build("nin", 32, variant="paper_bn")
-    for plain, normed in zip(_mlpconvs(paper), _mlpconvs(with_bn)):
+    assert list(conv_shapes(with_bn).values()) == list(conv_shapes(paper).values())
+    for normed in _mlpconvs(with_bn):
         assert [type(m) for m in normed] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * 3  # Ioffe & Szegedy §3.2
-        convs = [m for m in normed if isinstance(m, nn.Conv2d)]
-        assert [(m.in_channels, m.out_channels, m.kernel_size) for m in convs] == [
-            (m.in_channels, m.out_channels, m.kernel_size) for m in plain if isinstance(m, nn.Conv2d)]
-        assert all(m.bias is None for m in convs)  # batch norm's shift replaces the bias
+        assert all(m.bias is None for m in normed if isinstance(m, nn.Conv2d))  # batch norm's shift replaces the bias
     # each convolution loses its bias and its batch norm gains a scale and a shift
     assert count_params(with_bn) - count_params(paper) == sum(
         m.out_channels for m in with_bn.modules() if isinstance(m, nn.Conv2d))
@@ -542,12 +538,8 @@ def test_googlenet_paper_form_has_5x5_branches_lrn_and_no_batch_norm(googlenet_2
 
 
 def test_googlenet_with_batch_norm_is_table_1_with_batch_norm_and_no_lrn():
-    def convolutions(model: nn.Module) -> dict[str, tuple]:
-        return {name: (m.in_channels, m.out_channels, m.kernel_size, m.stride)
-                for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
-
     paper, with_bn = on_meta("googlenet", 224), on_meta("googlenet", 224, variant="paper_bn")
-    assert convolutions(paper) == convolutions(with_bn)
+    assert conv_shapes(paper) == conv_shapes(with_bn)
     bn_convs = [m for m in with_bn.modules() if isinstance(m, nn.Conv2d)]
     assert all(m.bias is None for m in bn_convs)  # batch norm's shift replaces the bias
     norms = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm2d)]
