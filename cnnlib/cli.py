@@ -209,7 +209,7 @@ def _train(args: argparse.Namespace) -> None:
     settings = {key: value for key, value in vars(args).items() if key not in ("command", "model_option")}
     result = train(TrainConfig(model_options=key_values(args.model_option, "--model-option"), **settings))
     if result.metrics:
-        print(f"test accuracy {result.metrics['test_accuracy']:.4f} after {result.metrics['epochs']} epochs "
+        print(f"test accuracy {result.metrics['test_accuracy']:.4f} after {result.metrics['epochs_trained']:g} epochs "
               f"({result.metrics['train_seconds']:.1f} s of training); wrote {result.out}/metrics.json")
 
 

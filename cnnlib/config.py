@@ -66,6 +66,8 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict, metadata={"setting": Setting(
         dict, "options of the model's builder", sweepable=False, flag=False)})
     loss: str = setting("cross_entropy", str, "the training loss", choices=LOSSES)
+    time_budget: float | None = setting(None, float, "stop training after this many seconds, evaluation aside; "
+                                        "the schedule then ends there (default: none)", positive=True)
     # Recipe knobs.
     epochs: int | None = setting(None, int, "passes over the training set", positive=True, resumable=True)
     batch_size: int | None = setting(None, int, "images per training step", positive=True)

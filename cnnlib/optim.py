@@ -31,14 +31,14 @@ def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9
     return torch.optim.RMSprop(groups, lr=lr, momentum=momentum)
 
 
-def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[int], float]:
+def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[float], float]:
     """The learning-rate multiplier at each step: a linear warm-up over the first
     ``warmup`` fraction of the run, then constant (``none``), ×0.1 at 50 % and 75 %
     (``step``), a cosine to zero (``cosine``, Loshchilov & Hutter 2017), or a linear
     ramp to zero (``onecycle``, Smith & Topin 2019)."""
     warm = int(warmup * total_steps)
 
-    def factor(step: int) -> float:
+    def factor(step: float) -> float:
         if step < warm:
             return (step + 1) / warm
         progress = (step - warm) / max(1, total_steps - warm)
@@ -51,6 +51,13 @@ def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[int],
         return 1.0
 
     return factor
+
+
+def schedule_position(steps: int, seconds: float, total_steps: int, time_budget: float | None) -> float:
+    """Where a run stands in its schedule, in steps (the argument of :func:`lr_factor`'s factor):
+    the steps done or, under a time budget, the fraction of the budget spent times the total
+    steps, whichever is further along, so that the schedule ends when either runs out."""
+    return max(float(steps), seconds / time_budget * total_steps) if time_budget else float(steps)
 
 
 class ProbabilityMSE(nn.Module):

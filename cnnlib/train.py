@@ -9,6 +9,12 @@ processes (each rank takes its shard of the shuffled index; rank 0 alone writes)
 
 Everything a run needs to continue is checkpointed atomically after every epoch, so
 ``resume=True`` (``cnnlib train ... --resume``) continues an interrupted run exactly.
+
+``time_budget`` caps the seconds of training (evaluation aside) whatever the machine's speed: the
+learning-rate schedule then runs on the clock as well as on the steps (its position is the larger of
+the two fractions done), so that the one-cycle ramp still ends at zero when the budget is spent,
+after ``epochs`` or earlier, part-way through an epoch. Such a run follows the clock, so it is
+repeatable only as far as the machine's speed is.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from cnnlib.data import DataSplit, load_dataset
 from cnnlib.device import autocast, device_description, precision, select_device, uses_channels_last
 from cnnlib.errors import UserError
 from cnnlib.evaluate import evaluate
-from cnnlib.optim import lr_factor, loss_and_logits, make_criterion, make_optimizer
+from cnnlib.optim import lr_factor, loss_and_logits, make_criterion, make_optimizer, schedule_position
 from cnnlib.record import RunRecord
 
 @dataclass
@@ -88,6 +94,9 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
     main = rank == 0
     data = prepare_data(config, device) if data is None else data.to(device)
     config = resolve(config, data.input_shape[0])
+    if config.time_budget and world > 1:
+        raise UserError("A time budget needs one process (each would stop on its own clock): "
+                        "drop --time-budget, or run without torchrun.")
     out = Path(config.out) if config.out else default_out(config)
     model = build_model(config, data, device)
     channels_last = uses_channels_last(config.channels_last, device)
@@ -96,13 +105,13 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
     optimizer = _optimizer(model, config)
     per_rank_batch = max(1, config.batch_size // world)
     steps_per_epoch = max(1, len(data.train_y) // world // per_rank_batch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_factor(config.schedule, config.warmup, config.epochs * steps_per_epoch))
+    total_steps = config.epochs * steps_per_epoch
+    factor = lr_factor(config.schedule, config.warmup, total_steps)
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
                                                use_buffers=True) if config.ema else None)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, Any]] = []
-    start_epoch = 0
+    start_epoch, steps_done = 0, 0
 
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
@@ -110,7 +119,6 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         _check_resumable(state["config"], config, checkpoint_path)
         load_model_state(model, state["model"], checkpoint_path)
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
         generator.set_state(state["rng"]["generator"])
@@ -118,6 +126,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
         history, start_epoch = RunRecord.from_checkpoint(state).history, state["epoch"]
+        steps_done = state.get("steps", start_epoch * steps_per_epoch)
         if main:
             print(f"Resuming {checkpoint_path} after epoch {start_epoch} of {config.epochs}.")
 
@@ -130,21 +139,33 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
     evaluated = ema.module if ema is not None else model
     last_epoch = config.epochs if config.stop_after is None else min(config.epochs, start_epoch + config.stop_after)
 
+    spent = sum(row["train_seconds"] for row in history)  # seconds of training before this invocation
+    step_seconds = 0.0
     for epoch in range(start_epoch, last_epoch):
+        if steps_done < epoch * steps_per_epoch or _over_budget(spent, step_seconds, config.time_budget):
+            break  # the budget ended the last epoch early, or holds no further step
         trained.train()
         started = time.perf_counter()
         order = torch.randperm(len(data.train_y), generator=generator).to(device)
         shard = order[rank::world][: steps_per_epoch * per_rank_batch]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = torch.tensor(len(shard), device=device)  # images this epoch: less than a batch on a small set
         first_bad = torch.full((), -1, device=device, dtype=torch.long)
+        first_step, images = steps_done, 0
         steps = tqdm(enumerate(shard.split(per_rank_batch)), total=steps_per_epoch, leave=False, mininterval=1,
                      desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and main))
+        before = started
         for step, index in steps:
+            now = time.perf_counter()
+            step_seconds, before = (now - before if step else step_seconds), now
+            clock = spent + now - started
+            if _over_budget(clock, step_seconds, config.time_budget):
+                break
+            position = schedule_position(steps_done, clock, total_steps, config.time_budget)
+            _set_lr(optimizer, config.lr * factor(position))
             x, y = training_batch(data, index, mode, padding, generator, channels_last)
             loss, logits = _step(trained, model, x, y, criterion, aux_weight, optimizer, config, device)
-            scheduler.step()
+            steps_done, images = steps_done + 1, images + len(index)
             if ema is not None:
                 ema.update_parameters(model)
             loss_sum += loss.float()
@@ -155,22 +176,26 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
                 steps.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}", refresh=False)
         _stop_if_diverged(first_bad, epoch, config, checkpoint_path)
         if world > 1:
-            for total in (loss_sum, correct, seen):
+            for total in (loss_sum, correct):
                 dist.all_reduce(total)
         train_seconds = time.perf_counter() - started
-        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / (steps_per_epoch * world),
-               "train_accuracy": correct.item() / seen.item(), "lr": scheduler.get_last_lr()[0],
-               "train_seconds": train_seconds, "images_per_second": seen.item() / train_seconds}
+        spent += train_seconds
+        stopped = steps_done < (epoch + 1) * steps_per_epoch  # by the time budget
+        next_lr = config.lr * factor(schedule_position(steps_done, spent, total_steps, config.time_budget))
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / max(1, (steps_done - first_step) * world),
+               "train_accuracy": correct.item() / max(1, images * world), "lr": next_lr,
+               "train_seconds": train_seconds, "images_per_second": images * world / train_seconds}
         if main:
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == last_epoch:
+            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == last_epoch or stopped:
                 result = evaluate(evaluated, data, config.eval_batch_size, config.tta, channels_last, config.amp)
                 row |= {"test_loss": result["loss"], "test_accuracy": result["accuracy"]}
             history.append(row)
             tested = f"  test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else ""
+            budget = f" (the {config.time_budget:g} s budget ended it)" if stopped else ""
             print(f"epoch {epoch + 1:>3}/{config.epochs}  train loss {row['train_loss']:.4f} "
-                  f"acc {row['train_accuracy']:.4f}{tested}  {train_seconds:.1f} s", flush=True)
-            save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, scheduler, ema, generator, device,
-                                                               epoch + 1, _record(config, data, history)))
+                  f"acc {row['train_accuracy']:.4f}{tested}  {train_seconds:.1f} s{budget}", flush=True)
+            save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, ema, generator, device, epoch + 1,
+                                                               steps_done, _record(config, data, history)))
         if world > 1:
             dist.barrier()
 
@@ -212,8 +237,7 @@ def lr_range_test(config: TrainConfig, start: float = 1e-5, end: float = 10.0, s
     rows, average, best = [], 0.0, math.inf
     for step in range(steps):
         lr = start * growth**step
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        _set_lr(optimizer, lr)
         index = torch.randint(0, len(data.train_y), (config.batch_size,), generator=generator).to(device)
         x, y = training_batch(data, index, mode, padding, generator, False)
         value = _step(model, model, x, y, criterion, aux_weight, optimizer, config, device)[0].item()
@@ -241,6 +265,16 @@ def _step(network: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
     return loss.detach(), logits
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _over_budget(seconds: float, step_seconds: float, budget: float | None) -> bool:
+    """Whether two more steps would end past the budget (two: a step's time varies)."""
+    return budget is not None and seconds + 2 * step_seconds > budget
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -272,13 +306,13 @@ def _record(config: TrainConfig, data: DataSplit, history: list[dict[str, Any]],
                      dataclasses.asdict(config), list(history), metrics or {})
 
 
-def _checkpoint_state(model, optimizer, scheduler, ema, generator, device, epoch, record: RunRecord) -> dict[str, Any]:
+def _checkpoint_state(model, optimizer, ema, generator, device, epoch, steps, record: RunRecord) -> dict[str, Any]:
     return record.checkpoint_entries() | {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
         "ema": ema.state_dict() if ema is not None else None,
         "epoch": epoch,
+        "steps": steps,
         "rng": {"generator": generator.get_state(), "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
     }
@@ -295,6 +329,7 @@ def _metrics(config, data, model, history, device, world, out) -> dict[str, Any]
         "final_train_loss": float(last["train_loss"]),
         "final_train_accuracy": float(last["train_accuracy"]),
         "epochs": int(last["epoch"]),
+        "epochs_trained": round(images / len(data.train_y), 2),  # below "epochs" where the time budget ended one
         "train_seconds": train_seconds,
         "train_images_per_second": images / train_seconds,
         "params": int(table.attrs["total_params"]),

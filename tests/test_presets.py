@@ -57,3 +57,15 @@ def test_the_run_summary_names_precision_data_and_accuracy():
                "train_seconds": 512.3, "train_images_per_second": 1171.4, "test_accuracy": 0.7812}
     text = run_summary(metrics)
     assert "precision bf16" in text and "78.12% on 10,000 test images" in text and "512 s of training" in text
+    assert "12 epochs, batch 128" in text
+    # A run its time budget ended says how far it got.
+    metrics["config"] |= {"epochs": 20, "time_budget": 600}
+    metrics |= {"epochs_trained": 11.62, "train_seconds": 599.4}
+    assert "11.62 of 20 epochs (the 600 s budget ended the run), batch 128" in run_summary(metrics)
+
+
+def test_every_cpu_run_has_a_time_budget_and_no_gpu_run_has_one():
+    for name in CHAPTER_MODELS:
+        expected = 1200 if name in ("mobilenet_v2", "efficientnet_b0") else 600  # chapter 08: two networks
+        assert preset_config(name, "cpu").time_budget == expected, name
+        assert preset_config(name, "gpu").time_budget is None, name

@@ -17,7 +17,7 @@ from cnnlib.data import DataSplit
 from cnnlib.augment import augment
 from cnnlib.config import TrainConfig
 from cnnlib.evaluate import evaluate_checkpoint, model_from_checkpoint
-from cnnlib.optim import lr_factor
+from cnnlib.optim import lr_factor, schedule_position
 from cnnlib.train import train
 
 FAST = dict(model="lenet5", dataset="digits", device="cpu", progress=False)
@@ -154,6 +154,25 @@ def test_schedules_warm_up_then_follow_their_shape(schedule):
     assert factor(100) == pytest.approx(end, abs=1e-3)
 
 
+def test_schedule_position_follows_the_steps_or_the_clock_whichever_is_further():
+    assert schedule_position(10, 30.0, 100, None) == 10  # no budget: the steps
+    assert schedule_position(10, 30.0, 100, 60.0) == 50  # half the budget spent: half the schedule
+    assert schedule_position(80, 30.0, 100, 60.0) == 80  # the steps further along
+
+
+def test_a_time_budget_ends_the_run_and_its_schedule_on_time(tmp_path):
+    result = train(TrainConfig(**FAST, epochs=1000, time_budget=2.0, out=str(tmp_path)))
+    history, metrics = result.history, result.metrics
+    assert metrics["train_seconds"] <= 2.0
+    assert 1 <= metrics["epochs"] < 1000 and metrics["epochs_trained"] <= metrics["epochs"]
+    # The clock, not the 1,000 epochs' steps, ran the one-cycle schedule: its rate is near zero at the end.
+    assert history["lr"].iloc[-1] < 0.2 * result.config.lr
+    assert metrics["test_accuracy"] > 0.3  # chance is 0.1; a loaded 2-core machine fits only 2 or 3 epochs
+    # Resuming a run its budget ended trains nothing more.
+    resumed = train(TrainConfig(**FAST, epochs=1000, time_budget=2.0, resume=True, out=str(tmp_path)))
+    assert len(resumed.history) == len(history)
+
+
 def test_bad_settings_are_one_sentence_errors():
     with pytest.raises(UserError, match="Unknown optimizer 'lbfgs': choose one of sgd, adam"):
         train(TrainConfig(**FAST, optimizer="lbfgs"))
@@ -161,6 +180,8 @@ def test_bad_settings_are_one_sentence_errors():
         train(TrainConfig(**{**FAST, "model": "lenet6"}))
     with pytest.raises(UserError, match="eval_batch_size must be positive, not 0."):
         train(TrainConfig(**FAST, eval_batch_size=0))
+    with pytest.raises(UserError, match="time_budget must be positive, not -5."):
+        train(TrainConfig(**FAST, time_budget=-5))
 
 
 def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_result():

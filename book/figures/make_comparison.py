@@ -135,7 +135,8 @@ def page(rows: list[dict], measured: list[tuple[str, dict]]) -> str:
                   round(row["cifar_macs"] / 1e6, 1)] for row in rows]
     # Test accuracy right after the run's name; the data set by name only (the admonition above says which copy).
     run_rows = [[stem, f"{m['test_accuracy']:.2%}", run_label(m), m["dataset_source"].split(",")[0],
-                 "×".join(map(str, m["input_shape"])), f"{m['train_images']:,} / {m['test_images']:,}", m["epochs"],
+                 "×".join(map(str, m["input_shape"])), f"{m['train_images']:,} / {m['test_images']:,}",
+                 m.get("epochs_trained", m["epochs"]),
                  round(m["train_seconds"]), f"{m['device_name']}"] for stem, m in measured]
     student_rows = [[model, data, f"{accuracy:.0%}"] for model, data, accuracy in STUDENT_PROJECTS]
     kuangliu_rows = [[model, f"{accuracy:.2%}"] for model, accuracy in KUANGLIU]
@@ -177,13 +178,13 @@ logarithmic scales (the values of the table's last two columns).
 :class: warning
 No GPU has been lent to the course yet. Each row is the committed run of a chapter (or of a second model in it)
 on a 2-core CPU, on every training and test image at 32×32, each network but LeNet-5 at a reduced width
-(`width_mult`, in the column "model") and for the epochs fitted to 600 s of training (1,200 s for chapter 08's
-networks; the table gives the seconds each took: VGG's run went over, as its chapter says), so most are far
-from converged; the parameters are in each chapter's admonition and in the `config` of the JSON file. The
-AlexNet, NiN and GoogLeNet runs train the paper's network with batch norm before every ReLU (`variant=paper_bn`);
-their chapters say why. CIFAR-10 here is the JPEG copy of the data set, whose accuracies differ slightly from the
-official binary files. The numbers show how far each network gets in about
-ten minutes of a 2-core CPU (chance is 10 % on CIFAR-10); the widths and epochs differ from row to row, and so
+(`width_mult`, in the column "model") and for at most 600 s of training (1,200 s for chapter 08's networks):
+the time budget ends a run part-way through an epoch when the machine is too slow for its epochs, so the column
+"epochs" gives the passes over the data each run made. Most are far from converged; the parameters are in each
+chapter's admonition and in the `config` of the JSON file. The AlexNet, NiN and GoogLeNet runs train the paper's
+network with batch norm before every ReLU (`variant=paper_bn`); their chapters say why. CIFAR-10 here is the JPEG
+copy of the data set, whose accuracies differ slightly from the official binary files. The numbers show how far
+each network gets in about ten minutes of a 2-core CPU (chance is 10 % on CIFAR-10); the widths and epochs differ from row to row, and so
 does what each row's accuracy costs.
 ```
 
