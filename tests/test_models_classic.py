@@ -412,6 +412,16 @@ def test_nin_with_batch_norm_is_the_cifar_network_with_batch_norm_before_every_r
     assert with_bn.train()(images).shape == (len(images), 10)
 
 
+def test_nin_dropout_rate_is_an_option_and_zero_leaves_the_layers_out():
+    paper, without, light = build("nin", 32), build("nin", 32, dropout=0.0), build("nin", 32, dropout=0.2)
+    assert [m.p for m in paper.modules() if isinstance(m, nn.Dropout)] == [0.5, 0.5]  # §4.1
+    assert [m.p for m in light.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.2]
+    assert not any(isinstance(m, nn.Dropout) for m in without.modules())
+    assert count_params(without) == count_params(paper)
+    with pytest.raises(UserError, match=r"^dropout 1\.0 must be a probability in \[0, 1\), e\.g\. 0\.2\.$"):
+        build("nin", 32, dropout=1.0)
+
+
 # --- VGG (Simonyan & Zisserman 2015) ----------------------------------------------------------
 
 # Table 1, in the paper's notation (the final soft-max is the loss).
@@ -546,6 +556,16 @@ def test_googlenet_with_batch_norm_is_table_1_with_batch_norm_and_no_lrn():
     assert len(norms) == len(bn_convs)  # Ioffe & Szegedy §3.2: before every nonlinearity
     assert not any(isinstance(m, nn.LocalResponseNorm) for m in with_bn.modules())  # their §4.2.1
     assert (with_bn.dropout.p, with_bn.aux1.pool.kernel_size, with_bn.maxpool4.kernel_size) == (0.4, 5, 3)
+
+
+def test_googlenet_dropout_option_sets_the_last_layers_rate_and_leaves_the_auxiliary_heads_0_7():
+    assert on_meta("googlenet", 224, variant="torchvision").dropout.p == 0.2  # the variant's, by default
+    lighter = on_meta("googlenet", 32, variant="paper_bn", dropout=0.0)
+    assert lighter.dropout.p == 0.0
+    assert (lighter.aux1.dropout.p, lighter.aux2.dropout.p) == (0.7, 0.7)  # §5
+    assert count_params(lighter) == count_params(on_meta("googlenet", 32, variant="paper_bn"))
+    with pytest.raises(UserError, match=r"^dropout -0\.1 must be a probability in \[0, 1\), e\.g\. 0\.2\.$"):
+        on_meta("googlenet", 32, dropout=-0.1)
 
 
 def test_googlenet_auxiliary_classifiers_follow_section_5(googlenet_224):

@@ -10,7 +10,8 @@ Table 1 and Fig. 3.
 * nine Inception modules (§4, Fig. 2b) with Table 1's widths: a 1×1 branch, a 1×1 → 3×3 branch,
   a 1×1 → 5×5 branch (a real 5×5, padding 2) and a 3×3/1 max-pool → 1×1 projection branch,
   concatenated; max-pools 3×3/2 after 3b and 4e.
-* average pool over the final 7×7 map, dropout 0.4, a linear layer (§5, Table 1).
+* average pool over the final 7×7 map, dropout 0.4 (``dropout`` sets another rate), a linear layer (§5,
+  Table 1).
 * two auxiliary classifiers on the outputs of 4a and 4d (§5): average pool 5×5/3 (4×4 maps at
   224), 1×1 conv with 128 filters and ReLU, a 1024-unit fully connected layer with ReLU,
   dropout 0.7, a linear layer. They run only in training mode, where the network returns
@@ -24,8 +25,8 @@ specified, does: 112 → 56 → 28 → 14 → 7, the sizes of Table 1.
 normalization", ICML 2015, §4.2) put it into Inception: every convolution is conv (no bias) + batch
 norm + ReLU, and the two local response normalisations are removed (their §4.2.1: with batch norm
 "it is not necessary"). Everything else (the 5×5 branches, the pools, dropout 0.4, the auxiliary
-heads) is the paper's. It is the network the CPU chapter trains: without batch norm, the 22 layers
-learn too slowly for a ten-minute budget.
+heads) is the paper's. The CPU chapter trains it (without the dropout, ``dropout=0.0``: see
+:mod:`cnnlib.presets`), because without batch norm the 22 layers learn too slowly for a ten-minute budget.
 
 ``variant="torchvision"`` is torchvision's ``googlenet``: each convolution is conv (no bias) +
 batch norm (ε = 0.001) + ReLU, the "5×5" branch uses a 3×3 kernel (torchvision issue #906), no
@@ -53,7 +54,7 @@ Glorot-uniform initialisation of the time (and of the BVLC Caffe reproduction), 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 import torch
@@ -62,7 +63,7 @@ from torch import nn
 from cnnlib.arithmetic import conv_output_size
 from cnnlib.errors import UserError
 from cnnlib.models import register
-from cnnlib.models.blocks import ResponseNorm, check_width_mult, scale_channels
+from cnnlib.models.blocks import ResponseNorm, check_probability, check_width_mult, scale_channels
 from cnnlib.models.init import xavier_init
 
 
@@ -251,12 +252,17 @@ class GoogLeNet(nn.Module):
 @register("googlenet", paper_input=(3, 224, 224), paper_init=xavier_init, title="GoogLeNet",
           summary="GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper', 'paper_bn' or 'torchvision'")
 def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-              variant: str = "paper", aux_logits: bool = True, width_mult: float = 1.0) -> GoogLeNet:
-    """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
+              variant: str = "paper", aux_logits: bool = True, width_mult: float = 1.0,
+              dropout: float | None = None) -> GoogLeNet:
+    """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants, forms and width.
+    ``dropout``: the rate before the last linear layer (None: the variant's, 0.4 in the paper's)."""
     if variant not in VARIANTS:
         raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose one of {', '.join(map(repr, VARIANTS))}.")
+    if dropout is not None:
+        check_probability("dropout", dropout)
     check_width_mult(width_mult, "googlenet", {
         **STEM_CHANNELS, "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
         **{f"{column} of inception{name}": width
            for name, widths in INCEPTION.items() for column, width in asdict(widths).items()}})
-    return GoogLeNet(num_classes, in_channels, input_size, VARIANTS[variant], small_input, aux_logits, width_mult)
+    chosen = VARIANTS[variant] if dropout is None else replace(VARIANTS[variant], dropout=dropout)
+    return GoogLeNet(num_classes, in_channels, input_size, chosen, small_input, aux_logits, width_mult)

@@ -8,7 +8,8 @@ Two ideas of the paper, both here:
 * global average pooling instead of fully connected layers (§3.2): the last mlpconv layer has
   one map per class and the logits are the spatial means of those maps. There is no linear layer.
 
-Dropout is applied between mlpconv layers (§3.2, §4.1). The paper gives the layer widths in
+Dropout is applied between mlpconv layers (§3.2, §4.1), at the rate ``dropout`` (default 0.5, the
+released models'; 0 leaves the dropout layers out). The paper gives the layer widths in
 its supplementary material only; the widths below are those of the authors' released models.
 
 IMAGENET FORM (both sides > 64): the authors' released ImageNet model (Caffe Model Zoo, M. Lin's
@@ -58,7 +59,7 @@ from torch import nn
 
 from cnnlib.arithmetic import conv_output_size
 from cnnlib.models import register
-from cnnlib.models.blocks import check_choice, check_width_mult, scale_channels
+from cnnlib.models.blocks import check_choice, check_probability, check_width_mult, scale_channels
 from cnnlib.models.init import normal_init
 
 CLASSES = -1  # stands for num_classes in a configuration table
@@ -97,7 +98,7 @@ CIFAR_LAYERS = (
     MlpConv(192, 3, 1, 1, (192, CLASSES)),
 )
 
-DROPOUT = 0.5
+DROPOUT = 0.5  # the released models' rate
 PAPER_STD = 0.05  # the released models' usual Gaussian (see the module docstring)
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 HEADS = ("gap", "fc")  # §3.2's global average pooling; §4.6's fully connected comparison
@@ -124,7 +125,7 @@ class NiN(nn.Module):
     ``head="fc"``: a fully connected layer on the flattened class maps instead (§4.6)."""
 
     def __init__(self, layers: tuple[MlpConv, ...], num_classes: int, in_channels: int,
-                 input_size: tuple[int, int], head: str = "gap", batch_norm: bool = False):
+                 input_size: tuple[int, int], head: str = "gap", batch_norm: bool = False, dropout: float = DROPOUT):
         super().__init__()
         self.features = nn.Sequential()
         height, width = input_size
@@ -135,14 +136,14 @@ class NiN(nn.Module):
             if layer.pool:
                 self.features.add_module(f"pool{index}", POOLS[layer.pool](kernel_size=3, stride=2, ceil_mode=True))
                 height, width = (conv_output_size(side, 3, 2, ceil_mode=True) for side in (height, width))
-            if layer.dropout:
-                self.features.add_module(f"dropout{index}", nn.Dropout(DROPOUT))
+            if layer.dropout and dropout:
+                self.features.add_module(f"dropout{index}", nn.Dropout(dropout))
             in_channels = layer.mlp_channels[-1]
         self.global_average = head == "gap"
         if self.global_average:
             self.global_pool = nn.AdaptiveAvgPool2d(1)
         else:  # sized for the input; an input too small still builds, and create() names the layer
-            self.classifier = nn.Sequential(nn.Dropout(DROPOUT),
+            self.classifier = nn.Sequential(nn.Dropout(dropout),
                                             nn.Linear(num_classes * max(height, 1) * max(width, 1), num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,16 +162,17 @@ def paper_init(model: nn.Module) -> None:
           summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling; "
                   "variant='paper' or 'paper_bn'")
 def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-        width_mult: float = 1.0, head: str = "gap", variant: str = "paper") -> NiN:
+        width_mult: float = 1.0, head: str = "gap", variant: str = "paper", dropout: float = DROPOUT) -> NiN:
     """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small
     inputs, ``width_mult`` times as wide, with the global average or (``head="fc"``) a fully connected head,
-    and (``variant="paper_bn"``) batch norm before every ReLU."""
+    (``variant="paper_bn"``) batch norm before every ReLU, and dropout at the rate ``dropout`` (0: none)."""
     check_choice("head", head, HEADS)
     check_choice("NiN variant", variant, VARIANTS)
+    check_probability("dropout", dropout)
     layers = CIFAR_LAYERS if small_input else IMAGENET_LAYERS
     check_width_mult(width_mult, "nin", {
         f"mlpconv{index} conv{position}": width
         for index, layer in enumerate(layers, start=1)
         for position, width in enumerate((layer.channels, *layer.mlp_channels), start=1) if width != CLASSES})
     return NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels, input_size, head,
-               batch_norm=variant == "paper_bn")
+               batch_norm=variant == "paper_bn", dropout=dropout)
