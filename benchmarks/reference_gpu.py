@@ -2,9 +2,10 @@
 
 Each chapter's network is trained at the paper's width on the whole of CIFAR-10 at 32×32
 (:mod:`cnnlib.presets`, preset ``gpu``: bf16 autocast, channels-last, data on the device),
-in the order of ``NETWORKS`` (the headline targets first). Before each run a short probe of
-the training step measures images per second, and the epochs are cut (never raised) to fit
-that network's time budget, so that the one-cycle schedule still ends where it should. After
+in the order of ``NETWORKS`` (the headline targets first). Each run has that network's time
+budget (the trainer's ``time_budget``, :mod:`cnnlib.train`): a network too slow for its preset's
+epochs stops when the budget is spent, with its one-cycle schedule run down on the clock, and
+with ``--compile`` the compilation counts against the budget too. After
 each network the script writes ``<out>/gpu/<chapter>.json`` (the same fields as
 ``results/cpu/``) and rewrites ``<out>/reference_runs.csv`` (one row per finished run, with
 the public anchor for that network), so a run cut off by the device's time limit still
@@ -36,8 +37,6 @@ the repository root::
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
 import json
 import subprocess
 import sys
@@ -46,16 +45,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import MainOutput, timed_steps  # noqa: E402
-
-from cnnlib import models  # noqa: E402
-from cnnlib.device import select_device  # noqa: E402
-from cnnlib.presets import preset_config  # noqa: E402
-from cnnlib.config import TrainConfig  # noqa: E402
-from cnnlib.train import train  # noqa: E402
+from cnnlib.device import select_device
+from cnnlib.presets import preset_config
+from cnnlib.train import train
 
 # (chapter, model, time budget of its training in seconds on one H100/H200), in the order they run.
 NETWORKS = [
@@ -80,23 +73,6 @@ COLUMNS = ["chapter", "model", "dataset", "test_accuracy", "train_seconds", "epo
            "anchor"]
 
 
-def probe_images_per_second(config: TrainConfig, device: torch.device, steps: int) -> float:
-    """Images per second of ``steps`` training steps of ``config``'s network on resident random batches."""
-    torch.manual_seed(0)
-    model = models.create(config.model, num_classes=10, input_size=32, **config.model_options).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(config.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (config.batch_size,), device=device)
-
-    return timed_steps(MainOutput(model), optimizer, itertools.repeat((x, y)), device, True, steps)
-
-
-def fitted_epochs(preset_epochs: int, budget: float, images_per_second: float, train_images: int) -> int:
-    """The preset's epochs, cut to what ``budget`` seconds hold at the probed speed (at least one)."""
-    return max(1, min(preset_epochs, int(budget * images_per_second / train_images)))
-
-
 def write_row(out: Path, chapter: str, metrics: dict) -> None:
     """Save the run's metrics as ``gpu/<chapter>.json`` and add its row to ``reference_runs.csv``."""
     (out / "gpu").mkdir(parents=True, exist_ok=True)
@@ -105,7 +81,7 @@ def write_row(out: Path, chapter: str, metrics: dict) -> None:
     rows = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=COLUMNS)
     row = {"chapter": chapter, "model": metrics["model"], "dataset": metrics["dataset_source"],
            "test_accuracy": round(metrics["test_accuracy"], 4), "train_seconds": round(metrics["train_seconds"], 1),
-           "epochs": metrics["epochs"], "device": metrics["device_name"],
+           "epochs": metrics["epochs_trained"], "device": metrics["device_name"],
            "images_per_second": round(metrics["train_images_per_second"]), "anchor": ANCHORS.get(metrics["model"], "")}
     rows = pd.concat([rows[rows["chapter"] != chapter], pd.DataFrame([row])], ignore_index=True)
     rows[COLUMNS].to_csv(table, index=False)
@@ -134,16 +110,12 @@ def main() -> None:
             print(log["runs"][-1], flush=True)
             continue
         config = preset_config(model, "gpu", data_root=args.data_root, device=args.device, compile=args.compile,
-                               out=str(runs / chapter), progress=False, **overrides)
-        speed = probe_images_per_second(config, device, steps=3 if args.smoke else 20)
-        train_images = config.subset or 50_000
-        config = dataclasses.replace(config, epochs=fitted_epochs(config.epochs, budget, speed, train_images))
-        print(f"{chapter}: {model} {config.model_options}, probe {speed:,.0f} img/s -> {config.epochs} epochs "
-              f"for a budget of {budget} s", flush=True)
+                               time_budget=budget, out=str(runs / chapter), progress=False, **overrides)
+        print(f"{chapter}: {model} {config.model_options}, at most {config.epochs} epochs in {budget} s", flush=True)
         metrics = train(config).metrics
         write_row(out, chapter, metrics)
         log["runs"].append({"chapter": chapter, "status": "ok", "test_accuracy": metrics["test_accuracy"],
-                            "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"]})
+                            "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs_trained"]})
         print(log["runs"][-1], flush=True)
     if args.deadline - (time.perf_counter() - started) > 60 or args.smoke:
         command = [sys.executable, str(Path(__file__).resolve().parent / "throughput.py"), "--model", "resnet18",
