@@ -258,11 +258,12 @@ def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int]
     ``dropout``: the rate before the last linear layer (None: the variant's, 0.4 in the paper's)."""
     if variant not in VARIANTS:
         raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose one of {', '.join(map(repr, VARIANTS))}.")
+    chosen = VARIANTS[variant]
     if dropout is not None:
         check_probability("dropout", dropout)
+        chosen = replace(chosen, dropout=dropout)
     check_width_mult(width_mult, "googlenet", {
         **STEM_CHANNELS, "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
         **{f"{column} of inception{name}": width
            for name, widths in INCEPTION.items() for column, width in asdict(widths).items()}})
-    chosen = VARIANTS[variant] if dropout is None else replace(VARIANTS[variant], dropout=dropout)
     return GoogLeNet(num_classes, in_channels, input_size, chosen, small_input, aux_logits, width_mult)
