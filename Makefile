@@ -26,7 +26,7 @@ book: install
 ## test: install everything and run every test
 test: install browser
 	sh book/fetch_mathjax.sh
-	CNNLIB_DATA=$(TEST_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+	CNNLIB_DATA=$(TEST_DATA) $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## test-fast: the tests without the slow ones (notebooks, the site and browsers, Ray, several processes; see
 ## tests/conftest.py): under 3 minutes on 2 cores. pytest's status, 5 (no tests) included, fails the target.

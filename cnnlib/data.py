@@ -68,8 +68,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from cnnlib.checkpoint import atomic_save
 from cnnlib.errors import UserError
@@ -269,10 +267,18 @@ def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    # torchvision's Resize(size) then CenterCrop(size), bilinear with antialiasing, to the same bytes
+    # (tests/test_data.py compares them); written with torch alone because importing torchvision.transforms
+    # costs every process that loads data about 3 s.
+    height, width = x.shape[-2:]
+    shorter, longer = sorted((height, width))
+    fitted = (size, int(size * longer / shorter)) if height <= width else (int(size * longer / shorter), size)
+    top, left = (round((side - size) / 2) for side in fitted)
     resized = torch.empty(*x.shape[:2], size, size, dtype=torch.uint8, device=x.device)
     for start in range(0, len(x), _CHUNK):
-        shorter_side_fitted = TF.resize(x[start:start + _CHUNK], size, InterpolationMode.BILINEAR, antialias=True)
-        resized[start:start + _CHUNK] = TF.center_crop(shorter_side_fitted, size)
+        shorter_side_fitted = F.interpolate(x[start:start + _CHUNK], size=fitted, mode="bilinear", align_corners=False,
+                                            antialias=True)
+        resized[start:start + _CHUNK] = shorter_side_fitted[..., top:top + size, left:left + size]
     return resized
 
 

@@ -14,6 +14,12 @@ from PIL import Image
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
+# Under `make test`'s two pytest-xdist workers, one thread each (and in the processes they start), so that
+# the two do not fight over two cores with four threads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def _data() -> Path:
     return Path(os.environ.get("CNNLIB_DATA", REPOSITORY.parent / "shared" / "data"))
@@ -39,12 +45,6 @@ def run_cli(capsys: pytest.CaptureFixture):
 def data_root() -> Path:
     """The read-only data sets: ``$CNNLIB_DATA`` (CI sets it), else ``<repository>/../shared/data``."""
     return _data()
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache folder for the whole session, so that a slow decode (CIFAR-10's JPEGs) happens once."""
-    return tmp_path_factory.mktemp("cnnlib-cache")
 
 
 @pytest.fixture(scope="session")
@@ -143,9 +143,19 @@ SLOW_TESTS = {
 }
 
 
+# `make test` runs the tests in two pytest-xdist workers (--dist loadgroup). A module's tests stay on one worker,
+# so that its module- and session-scoped fixtures (the built site, the Ray head, models) are made once; the
+# notebooks, which share none, are spread over both.
+SPREAD_MODULES = {"test_notebooks.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the slow tests ``slow`` (by module, or by test function within a module)."""
+    """Mark the slow tests ``slow`` (by module, or by test function within a module), and group each module's
+    tests for pytest-xdist."""
     for item in items:
         module = item.path.name
         if module in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS.get(module, ()):
             item.add_marker(pytest.mark.slow)
+        if module not in SPREAD_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))

@@ -15,6 +15,8 @@ from cnnlib import data as data_module
 from cnnlib.data import DATASETS, DataSplit, fit_images, load_dataset
 from cnnlib.errors import UserError
 
+# CNNLIB_CACHE as the session found it (None: the user's cache folder), before the fixture below replaces it.
+SESSION_CACHE = os.environ.get("CNNLIB_CACHE")
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -129,8 +131,12 @@ def test_digits_need_no_files_and_split_per_class_by_seed():
 
 
 @pytest.mark.slow
-def test_cifar10_jpeg_copy_is_decoded_once_then_cached(monkeypatch, cache_dir: Path, data_root: Path):
-    monkeypatch.setenv("CNNLIB_CACHE", str(cache_dir))
+def test_cifar10_jpeg_copy_is_decoded_once_then_cached(monkeypatch, data_root: Path):
+    # In the cache the notebooks and other tests read, so that a fresh machine decodes the 60,000 JPEGs once.
+    if SESSION_CACHE:
+        monkeypatch.setenv("CNNLIB_CACHE", SESSION_CACHE)
+    else:
+        monkeypatch.delenv("CNNLIB_CACHE")
     data_files = sorted(os.listdir(data_root))
     cifar = _load_warning_free("cifar10")
     assert cifar.name == "cifar10" and cifar.classes == CIFAR10_CLASSES
@@ -142,7 +148,8 @@ def test_cifar10_jpeg_copy_is_decoded_once_then_cached(monkeypatch, cache_dir: P
     # The official set's per-channel means; the JPEG copy agrees to about 0.01 (data README).
     assert cifar.mean == pytest.approx((0.4914, 0.4822, 0.4465), abs=0.01)
     assert sorted(os.listdir(data_root)) == data_files  # nothing unpacked beside the archive
-    assert len(list((cache_dir / "tensors").glob("*.pt"))) == 1
+    archive = data_root / "cifar10-jpg.tar.gz"
+    assert (data_module.cache_dir() / "tensors" / f"{data_module._cache_key(archive, 32, 3, 'auto')}.pt").is_file()
     # The second load reads the cached tensors: no image is decoded again.
     monkeypatch.setattr(data_module, "_decode", lambda *args: pytest.fail("decoded an image again"))
     again = load_dataset("cifar10")
@@ -293,6 +300,15 @@ def test_resize_keeps_the_aspect_ratio_and_auto_resizes_small_or_large_images():
     assert torch.equal(fit_images(flat, 32, 3, "resize"), torch.full((2, 3, 32, 32), 99, dtype=torch.uint8))
 
 
+@pytest.mark.parametrize("height, width, size", [(32, 32, 8), (28, 28, 32), (37, 53, 20), (100, 30, 24), (61, 61, 32)])
+def test_resize_gives_torchvisions_resize_and_centre_crop_bytes(height, width, size):
+    from torchvision.transforms import v2
+
+    images = torch.randint(0, 256, (4, 3, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torchvision_fit = v2.Compose([v2.Resize(size, v2.InterpolationMode.BILINEAR, antialias=True), v2.CenterCrop(size)])
+    assert torch.equal(fit_images(images, size, 3, "resize"), torchvision_fit(images))
+
+
 def test_channels_are_repeated_or_reduced_to_bt601_luma():
     grey = torch.randint(0, 256, (4, 1, 6, 6), dtype=torch.uint8)
     colour = fit_images(grey, 6, 3)
@@ -335,7 +351,7 @@ def test_missing_sets_say_where_they_were_looked_for(tmp_path: Path):
     (gzip.compress(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (60000, 28, 28)) + bytes(100)),
      "it holds 100 data bytes where its header announces 47040000"),
     (b"not gzip at all", "unreadable: Not a gzipped file (b'no')"),
-])
+], ids=["wrong magic number", "short of data", "not gzip"])
 def test_corrupt_idx_file_is_named_with_what_to_do(tmp_path: Path, content: bytes, reason: str):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
