@@ -272,7 +272,8 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     # costs every process that loads data about 3 s.
     height, width = x.shape[-2:]
     shorter, longer = sorted((height, width))
-    fitted = (size, int(size * longer / shorter)) if height <= width else (int(size * longer / shorter), size)
+    longer_fitted = int(size * longer / shorter)
+    fitted = (size, longer_fitted) if height <= width else (longer_fitted, size)
     top, left = (round((side - size) / 2) for side in fitted)
     resized = torch.empty(*x.shape[:2], size, size, dtype=torch.uint8, device=x.device)
     for start in range(0, len(x), _CHUNK):
