@@ -48,7 +48,8 @@ run() {
     04_vgg) sweep 04_vgg 5000 8 --grid model=vgg11_bn,vgg13_bn,vgg16_bn,vgg16 --param option.width_mult=0.25 \
       --param option.init=kaiming --param batch_size=128 --param lr=0.05 ;;
     # Szegedy et al. 2015, §5: the two auxiliary classifiers (loss weight 0.3) on and off; the
-    # chapter's paper-form network at quarter width, fp32 (bf16 is no faster for it on a CPU).
+    # chapter's paper-form network at quarter width, fp32 (chosen when bf16 was no faster for it on a CPU, before
+    # cnnlib's ResponseNorm made it 1.5 times faster: book/performance.md).
     05_googlenet) sweep 05_googlenet 5000 8 --param model=googlenet --grid option.aux_logits=true,false --param option.width_mult=0.25 \
       --param option.variant=paper --param amp=false --param batch_size=128 --param lr=0.05 ;;
     # He et al. 2016, §4.2, Fig. 6: the paper's CIFAR networks (16/32/64 channels, option A

@@ -2,17 +2,19 @@
 
 Each chapter's network is trained at the paper's width on the whole of CIFAR-10 at 32×32
 (:mod:`cnnlib.presets`, preset ``gpu``: bf16 autocast, channels-last, data on the device),
-in the order of ``NETWORKS`` (the headline targets first). Each run has that network's time
-budget (the trainer's ``time_budget``, :mod:`cnnlib.train`): a network too slow for its preset's
-epochs stops when the budget is spent, with its one-cycle schedule run down on the clock, and
-with ``--compile`` the compilation counts against the budget too. After
-each network the script writes ``<out>/gpu/<chapter>.json`` (the same fields as
-``results/cpu/``) and rewrites ``<out>/reference_runs.csv`` (one row per finished run, with
-the public anchor for that network), so a run cut off by the device's time limit still
-leaves every finished network's results. A network whose budget no longer fits before the
-deadline is recorded as skipped. Last, the throughput benchmark
-(``benchmarks/throughput.py``: cnnlib against a plain DataLoader loop and the model-only
-limit) runs for ResNet-18.
+in the order of ``NETWORKS`` (the headline targets first). The data are loaded once, before the
+first network. Each run has a time budget (the trainer's ``time_budget``, :mod:`cnnlib.train`): a
+network too slow for its preset's epochs stops when the budget is spent, with its one-cycle schedule
+run down on the clock, and with ``--compile`` the compilation counts against the budget too. The
+budgets are ``NETWORKS``' own while the deadline leaves room for them; when it does not, the networks
+at the end of the list get less, but never under half their own, and a network that would is recorded
+as skipped (:func:`budget_now`). Last, the throughput benchmark
+(``benchmarks/throughput.py``: cnnlib against a plain DataLoader loop and the model-only limit) runs
+for ResNet-18, in the minute the budgets keep back for it. After each network the script writes
+``<out>/gpu/<chapter>.json`` (the same fields as ``results/cpu/``) and rewrites
+``<out>/reference_runs.csv`` (one row per finished run, with the public anchor for that network),
+and with ``--archive`` packs ``<out>`` into that archive again, so a run cut off by the device's
+time limit still leaves every finished network's results.
 
 Targets on one H100/H200: ResNet-18 ≥ 94 % in ≤ 60 s of training, VGG-16-BN ≥ 92 %,
 DenseNet-121 ≥ 93 %, the whole script ≤ 8 minutes.
@@ -27,19 +29,23 @@ the repository root::
     mkdir -p data && cp ../shared/data/cifar10-jpg.tar.gz data/     # 19 MB; /data/ is ignored by git
     # device tool: run, carry ["data"], timeout_s 540, command:
     export PYTHONPATH=. PYTHONUNBUFFERED=1; timeout 480 python3 benchmarks/reference_gpu.py --data-root data \
-        --out /tmp/reference --deadline 420; tar czf $OUT/reference.tgz -C /tmp/reference .
+        --out /tmp/reference --archive $OUT/reference.tgz --deadline 450
 
-(one archive, since the device returns at most 8 files), then unpack ``reference.tgz`` into
-``results/``: it holds ``gpu/<chapter>.json``, ``gpu/benchmark-throughput-resnet18.json``,
+(one archive, since the device returns at most 8 files; what is under ``$OUT`` comes back even
+when the command is stopped at its limit), then unpack ``reference.tgz`` into ``results/``: it
+holds ``gpu/<chapter>.json``, ``gpu/benchmark-throughput-resnet18.json``,
 ``gpu/reference_log.json`` and ``reference_runs.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +54,7 @@ import pandas as pd
 
 from cnnlib.device import select_device
 from cnnlib.presets import preset_config
-from cnnlib.train import train
+from cnnlib.train import prepare_data, train
 
 # (chapter, model, time budget of its training in seconds on one H100/H200), in the order they run.
 NETWORKS = [
@@ -61,6 +67,12 @@ NETWORKS = [
     ("08_mobilenet_efficientnet", "mobilenet_v2", 40),
     ("08_mobilenet_efficientnet_efficientnet_b0", "efficientnet_b0", 40),
 ]
+
+# Seconds of the deadline besides the training budgets: a network's model, first steps and evaluations, and the
+# throughput benchmark at the end. A budget the deadline cannot hold is cut to no less than SHORTEST_SHARE of it.
+SECONDS_AROUND_A_NETWORK = 8
+THROUGHPUT_SECONDS = 60
+SHORTEST_SHARE = 0.5
 
 # Public figures to print beside ours: other code, other data pipelines, longer schedules.
 ANCHORS = {
@@ -87,10 +99,32 @@ def write_row(out: Path, chapter: str, metrics: dict) -> None:
     rows[COLUMNS].to_csv(table, index=False)
 
 
+def budget_now(budget: float, later: list[float], seconds_left: float) -> float:
+    """The training seconds of the next network: its own ``budget`` while the deadline, ``seconds_left``
+    away, also holds SHORTEST_SHARE of the budgets ``later`` of the networks after it, every network's
+    SECONDS_AROUND_A_NETWORK and the THROUGHPUT_SECONDS; less when it does not; 0 (skip the network)
+    when that would be under SHORTEST_SHARE of its own."""
+    spare = (seconds_left - THROUGHPUT_SECONDS - SECONDS_AROUND_A_NETWORK * (1 + len(later))
+             - SHORTEST_SHARE * sum(later))
+    given = min(budget, spare)
+    return given if given >= SHORTEST_SHARE * budget else 0.0
+
+
+def pack(out: Path, archive: Path) -> None:
+    """Replace ``archive`` by a .tgz of everything under ``out``, atomically (a cut-off leaves the last one whole)."""
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        for path in sorted(out.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(out)))
+    os.replace(partial, archive)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=None, help="folder holding cifar10-jpg.tar.gz (default: $CNNLIB_DATA)")
     parser.add_argument("--out", default="results", help="folder for gpu/<chapter>.json and reference_runs.csv")
+    parser.add_argument("--archive", type=Path, default=None, help="a .tgz of --out, rewritten after each network")
     parser.add_argument("--deadline", type=float, default=450, help="seconds for the whole script")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile each network (costs its compile time)")
@@ -100,24 +134,33 @@ def main() -> None:
     started = time.perf_counter()
     device = select_device(args.device)
     out = Path(args.out)
+    (out / "gpu").mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="cnnlib-reference-"))  # checkpoints stay out of --out
     overrides = dict(subset=256, epochs=1, batch_size=64, width_mult=0.125) if args.smoke else {}
-    log = {"device": str(device), "runs": []}
-    for chapter, model, budget in NETWORKS:
+    configs = [(chapter, budget, preset_config(model, "gpu", data_root=args.data_root, device=args.device,
+                                               compile=args.compile, out=str(runs / chapter), progress=False,
+                                               **overrides))
+               for chapter, model, budget in NETWORKS]
+    data = prepare_data(configs[0][2], device)  # every network takes CIFAR-10 at 32×32
+    log = {"device": str(device), "data_seconds": round(time.perf_counter() - started, 1), "runs": []}
+    for index, (chapter, budget, config) in enumerate(configs):
         left = args.deadline - (time.perf_counter() - started)
-        if left < budget * 1.5:  # training plus evaluation, data and warm-up
+        given = budget_now(budget, [later for _, later, _ in configs[index + 1:]], left)
+        if not given:
             log["runs"].append({"chapter": chapter, "status": f"skipped: {left:.0f} s left of the deadline"})
             print(log["runs"][-1], flush=True)
             continue
-        config = preset_config(model, "gpu", data_root=args.data_root, device=args.device, compile=args.compile,
-                               time_budget=budget, out=str(runs / chapter), progress=False, **overrides)
-        print(f"{chapter}: {model} {config.model_options}, at most {config.epochs} epochs in {budget} s", flush=True)
-        metrics = train(config).metrics
+        config = dataclasses.replace(config, time_budget=round(given, 1))
+        print(f"{chapter}: {config.model} {config.model_options}, at most {config.epochs} epochs in "
+              f"{config.time_budget:g} s", flush=True)
+        metrics = train(config, data=data).metrics
         write_row(out, chapter, metrics)
         log["runs"].append({"chapter": chapter, "status": "ok", "test_accuracy": metrics["test_accuracy"],
                             "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs_trained"]})
         print(log["runs"][-1], flush=True)
-    if args.deadline - (time.perf_counter() - started) > 60 or args.smoke:
+        if args.archive:
+            pack(out, args.archive)
+    if args.deadline - (time.perf_counter() - started) > THROUGHPUT_SECONDS / 2 or args.smoke:
         command = [sys.executable, str(Path(__file__).resolve().parent / "throughput.py"), "--model", "resnet18",
                    "--dataset", "cifar10", "--device", args.device, "--out", str(out / "gpu" / "benchmark-throughput-resnet18.json")]
         command += (["--batch-size", "64", "--steps", "2", "--repeats", "1", "--subset", "256",
@@ -127,10 +170,10 @@ def main() -> None:
             command += ["--data-root", args.data_root]
         log["throughput"] = subprocess.run(command, capture_output=True, text=True).returncode
     log["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "gpu").mkdir(parents=True, exist_ok=True)
     (out / "gpu" / "reference_log.json").write_text(json.dumps(log, indent=2) + "\n")
+    if args.archive:
+        pack(out, args.archive)
     print(json.dumps(log, indent=2))
-
 
 if __name__ == "__main__":
     main()

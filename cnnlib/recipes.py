@@ -28,8 +28,9 @@ BASE: dict[str, Any] = {
     "ema": 0.0,
     "tta": False,
     # bf16 autocast where the device computes bf16 natively (cnnlib.device): training steps 1.3-1.9x
-    # faster for AlexNet, NiN, VGG, ResNet and DenseNet on a CPU with AMX, but not for GoogLeNet,
-    # MobileNetV2, EfficientNet-B0 or LeNet-5 (results/benchmark-cpu-precision.json).
+    # faster for AlexNet, NiN, VGG, ResNet and DenseNet on a CPU with AMX, but not for MobileNetV2,
+    # EfficientNet-B0 or LeNet-5 (results/benchmark-cpu-precision.json); GoogLeNet's paper form is
+    # 1.5x faster since its response normalisation is a 1x1 convolution (book/performance.md).
     "amp": True,
 }
 
@@ -39,8 +40,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "lenet5-mnist": {"epochs": 8, "batch_size": 128, "lr": 0.05, "augment": "crop", "amp": False},
     # Small data sets that need no files (scikit-learn's digits): few images, so more epochs.
     # LeNet-sized networks gain nothing from bf16 on a CPU (benchmarks/precision.py): fp32.
-    # The warm-up is 30 % of the steps, not 20 %: at 20 % one run in five of the 10-epoch studies
-    # lost up to 29 points of training accuracy at the peak rate (benchmarks/recipe_stability.py).
+    # The warm-up is 30 % of the steps, not 20 %: at 20 %, 3 runs in 15 of the 10-epoch studies lost
+    # 7.5 to 29 points of training accuracy at the peak rate (benchmarks/recipe_stability.py).
     "small-digits": {"epochs": 30, "batch_size": 64, "lr": 0.05, "warmup": 0.3, "augment": "none", "amp": False},
     # Colour images (CIFAR-10 and folders): crops and flips, label smoothing, flip TTA.
     "cnn-colour": {"epochs": 30, "batch_size": 256, "lr": 0.1, "label_smoothing": 0.1, "augment": "crop+flip",

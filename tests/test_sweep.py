@@ -5,13 +5,14 @@ anything runs, naming the valid parameters."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from cnnlib.cli import main
+from cnnlib.cli import key_values, main
 from cnnlib.errors import UserError
 from cnnlib.sweep import plan, read_sweep, sweep, sweep_settings
 from cnnlib.config import TrainConfig
@@ -168,3 +169,28 @@ def test_read_sweep_finds_committed_results_from_the_notebooks_folder_and_names_
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="No results.csv in nowhere/at/all: run the sweep"):
         read_sweep("nowhere/at/all")
+
+
+def _documented_sweeps() -> list[str]:
+    """Every `cnnlib sweep` command written in the README and the book, its continuation lines joined."""
+    commands = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]:
+        text = page.read_text().replace("\\\n", " ")
+        commands += [line[line.index("cnnlib sweep "):].strip().strip('"') for line in text.splitlines()
+                     if "cnnlib sweep " in line and " --" in line and "..." not in line]
+    return commands
+
+
+@pytest.mark.parametrize("command", _documented_sweeps())
+def test_documented_sweeps_name_parameters_their_target_has(command):
+    # A command copied from the docs must get past plan(): a notebook's parameters, --repeats beside a seed.
+    words = shlex.split(command)[2:]
+    target = words[0]
+    grid = key_values([value for flag, value in zip(words, words[1:]) if flag == "--grid"], "--grid", many=True)
+    fixed = key_values([value for flag, value in zip(words, words[1:]) if flag == "--param"], "--param")
+    repeats = int(words[words.index("--repeats") + 1]) if "--repeats" in words else 1
+    assert plan(str(ROOT / target) if target.endswith(".ipynb") else target, grid, fixed, repeats)
+
+
+def test_the_docs_show_sweeps():
+    assert len(_documented_sweeps()) >= 6
