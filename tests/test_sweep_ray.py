@@ -44,14 +44,13 @@ def cluster() -> str:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-                time.sleep(0.2)
+        # Ready when `ray status` reads the cluster, not when its port first answers: on 2 busy cores the head
+        # accepts connections well before a driver can join it.
+        deadline = time.monotonic() + 180
+        while subprocess.run([str(Path(sys.executable).parent / "ray"), "status", "--address", address],
+                             capture_output=True).returncode != 0:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(1)
         yield address
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
@@ -72,7 +71,7 @@ def test_a_ray_sweep_gives_the_same_results_as_a_local_one(capsys, tmp_path, clu
     status, out, err = cli(capsys, "sweep", "train", *grid, "--executor", "ray", "--address", cluster,
                            "--out", str(tmp_path / "ray"))
 
-    assert status == 0 and "4 runs, 0 already finished, 4 to run, on Ray" in out and "4 of 4 runs finished" in out
+    assert status == 0 and "4 runs, 0 already finished, 4 to run, on Ray" in out and "4 of 4 runs finished" in out, err
     assert "finished=4, failed=0, running=0" in err  # the progress bar
     local, on_ray = (pd.read_csv(tmp_path / name / "results.csv") for name in ("local", "ray"))
     assert list(on_ray.columns) == list(local.columns)
@@ -88,6 +87,7 @@ def test_a_ray_sweep_gives_the_same_results_as_a_local_one(capsys, tmp_path, clu
 def test_a_failing_run_on_ray_is_recorded_and_the_others_finish(capsys, tmp_path, cluster):
     status, out, err = cli(capsys, "sweep", "train", "--grid", "option.variant=tiny,modern", *QUICK,
                            "--executor", "ray", "--address", cluster, "--fetch-checkpoints", "--out", str(tmp_path))
+    assert (tmp_path / "results.csv").exists(), err
     results = pd.read_csv(tmp_path / "results.csv")
     assert status == 2 and "1 of 2 runs finished" in out and "1 run(s) failed" in err
     assert list(results["status"]) == ["failed", "ok"] and "Unknown LeNet-5 variant 'tiny'" in results["error"][0]

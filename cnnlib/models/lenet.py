@@ -13,7 +13,8 @@ Two forms of the same seven layers (C1, S2, C3, S4, C5, F6, output) on a 32×32 
 
 The paper's output codes are hand-drawn 7×12 bitmaps of the ASCII characters (Sec. II-B);
 they are not published as data, so the ``paper`` variant draws fixed random ±1 codes, the
-paper's own choice for classes without a drawing.
+alternative the same section names (codes drawn at random, -1 and +1 equally likely) before
+choosing the drawings.
 """
 
 from __future__ import annotations
