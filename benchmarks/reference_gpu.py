@@ -175,5 +175,6 @@ def main() -> None:
         pack(out, args.archive)
     print(json.dumps(log, indent=2))
 
+
 if __name__ == "__main__":
     main()

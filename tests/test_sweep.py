@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cnnlib.cli import key_values, main
+from cnnlib.cli import build_parser, key_values, main
 from cnnlib.errors import UserError
 from cnnlib.sweep import plan, read_sweep, sweep, sweep_settings
 from cnnlib.config import TrainConfig
@@ -183,13 +183,11 @@ def _documented_sweeps() -> list[str]:
 
 @pytest.mark.parametrize("command", _documented_sweeps())
 def test_documented_sweeps_name_parameters_their_target_has(command):
-    # A command copied from the docs must get past plan(): a notebook's parameters, --repeats beside a seed.
-    words = shlex.split(command)[2:]
-    target = words[0]
-    grid = key_values([value for flag, value in zip(words, words[1:]) if flag == "--grid"], "--grid", many=True)
-    fixed = key_values([value for flag, value in zip(words, words[1:]) if flag == "--param"], "--param")
-    repeats = int(words[words.index("--repeats") + 1]) if "--repeats" in words else 1
-    assert plan(str(ROOT / target) if target.endswith(".ipynb") else target, grid, fixed, repeats)
+    # A command copied from the docs must get past the CLI's parser and plan(): flags that exist, a notebook's
+    # parameters, --repeats beside a seed.
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    target = str(ROOT / args.target) if args.target.endswith(".ipynb") else args.target
+    assert plan(target, key_values(args.grid, "--grid", many=True), key_values(args.param, "--param"), args.repeats)
 
 
 def test_the_docs_show_sweeps():
