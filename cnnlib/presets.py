@@ -78,9 +78,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # 261–324 images/s in the trainer, bf16, on 2 cores: about 3 epochs in the budget; on 10,000 images
         # for 2 epochs lr 0.1 reached 41.1 % and 0.05 38.8 % (1 December 2026). Batch 256 with the paper's
         # dropout of 0.4 reached 78.35 % in the budget, batch 128 without it 80.45 % (1 and 2 December 2026).
-        # Batch 256 at lr 0.2 without dropout, 4 epochs and no budget: 81.85 % in 800 s at 250 images/s; its step
-        # is about 1.3 times as fast per image as batch 128's, but the budget holds those 4 epochs only at 333
-        # images/s, against the 272 of the run shown (2 December 2026).
+        # Batch 256 at lr 0.2 without dropout, 4 epochs and no budget: 81.85 % in 800 s at 250 images/s. Its step
+        # was not reliably faster per image than batch 128's (probes on the idle machine: 221-259 against 239-329
+        # images/s), and the budget holds those 4 epochs only at 333 images/s, against the 272 of the run shown
+        # (2 December 2026).
         "cpu": {"width_mult": 0.25, "variant": "paper_bn", "dropout": 0.0, "epochs": 5, "batch_size": 128,
                 "lr": 0.1, "augment": "flip", "time_budget": 600},
         "gpu": {"width_mult": 1.0, "variant": "paper", "epochs": 40, "batch_size": 512, "lr": 0.1},
