@@ -235,13 +235,13 @@ class ClassifierApp:
             return
         self.show(image, f"the upload {upload['name']}")
 
-    def on_test_image(self, button=None) -> None:
+    def on_test_image(self, button: object = None) -> None:
         """Classify the test image whose index is in the box."""
         index = self.index.value
         truth = self.data.classes[self.data.test_y[index]]
         self.show(self.data.test_x[index], f"test image {index} (true class {truth})")
 
-    def on_random_test_image(self, button=None) -> None:
+    def on_random_test_image(self, button: object = None) -> None:
         """Pick a random test image and classify it."""
         self.index.value = self.random.randrange(len(self.data.test_y))
         self.on_test_image()
@@ -263,7 +263,7 @@ class ClassifierApp:
         """End the stroke."""
         self.pen_down = False
 
-    def on_classify_drawing(self, button=None) -> None:
+    def on_classify_drawing(self, button: object = None) -> None:
         """Classify what is drawn on the canvas."""
         try:
             image = drawing_to_image(self.strokes)
@@ -272,7 +272,7 @@ class ClassifierApp:
             return
         self.show(image, "your drawing")
 
-    def on_clear(self, button=None) -> None:
+    def on_clear(self, button: object = None) -> None:
         """Empty the canvas."""
         self.strokes, self.pen_down = [], False
         self._clear_canvas(self.canvas)

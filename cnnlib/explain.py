@@ -14,6 +14,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -61,7 +62,7 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: int, layer: str | No
     return heatmap / heatmap.max() if heatmap.max() > 0 else heatmap
 
 
-def plot_grad_cam(image: torch.Tensor, heatmap: torch.Tensor, title: str = "", axis=None) -> Figure:
+def plot_grad_cam(image: torch.Tensor, heatmap: torch.Tensor, title: str = "", axis: Axes | None = None) -> Figure:
     """The uint8 image (C, H, W) with its Grad-CAM map laid over it (jet colours, half transparent)."""
     figure = axis.figure if axis is not None else plt.subplots(figsize=(3, 3), layout="constrained")[0]
     axis = axis if axis is not None else figure.axes[0]

@@ -7,10 +7,12 @@ it and a script can save it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
@@ -70,7 +72,7 @@ def plot_confusion(labels: torch.Tensor, predictions: torch.Tensor, classes: lis
     return figure
 
 
-def show_image(axis, image: torch.Tensor) -> None:
+def show_image(axis: Axes, image: torch.Tensor) -> None:
     """Draw a uint8 image (C, H, W) on ``axis``: grey on a 0–255 scale for one channel, colour for three."""
     image = image.cpu().numpy()
     if image.shape[0] == 1:
@@ -176,7 +178,8 @@ def plot_image_feature_maps(model: nn.Module, image: torch.Tensor, preprocess: P
     return figure
 
 
-def plot_stage_costs(table: pd.DataFrame, stage_of=lambda name: name.split(".")[0], title: str = "") -> Figure:
+def plot_stage_costs(table: pd.DataFrame, stage_of: Callable[[str], str] = lambda name: name.split(".")[0],
+                     title: str = "") -> Figure:
     """Parameters and MACs summed per stage of a layer table (by default the first part of
     each layer's name), side by side: where a network keeps its weights and spends its work."""
     stages = table.assign(stage=table["name"].map(stage_of)).groupby("stage", sort=False)[["params", "macs"]].sum()

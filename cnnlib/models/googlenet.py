@@ -80,6 +80,7 @@ class InceptionWidths:
 
     @property
     def out_channels(self) -> int:
+        """The channels of the four branches concatenated (Fig. 2(b))."""
         return self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
 
     def scaled(self, width_mult: float) -> InceptionWidths:
