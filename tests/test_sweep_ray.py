@@ -38,7 +38,8 @@ def cluster() -> str:
     port = _free_port()
     previous = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a head and its drivers on one machine, started here
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--num-cpus", "2",
+    ray = str(Path(sys.executable).parent / "ray")  # the command line of the Ray installed beside this Python
+    head = subprocess.Popen([ray, "start", "--head", "--num-cpus", "2",
                              "--num-gpus", "0", "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--include-dashboard", "false", "--disable-usage-stats", "--block"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -47,8 +48,7 @@ def cluster() -> str:
         # Ready when `ray status` reads the cluster, not when its port first answers: on 2 busy cores the head
         # accepts connections well before a driver can join it.
         deadline = time.monotonic() + 180
-        while subprocess.run([str(Path(sys.executable).parent / "ray"), "status", "--address", address],
-                             capture_output=True).returncode != 0:
+        while subprocess.run([ray, "status", "--address", address], capture_output=True).returncode != 0:
             assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
             time.sleep(1)
         yield address
