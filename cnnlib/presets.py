@@ -80,7 +80,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # for 2 epochs lr 0.1 reached 41.1 % and 0.05 38.8 % (1 December 2026). Batch 256 with the paper's
         # dropout of 0.4 reached 78.35 % in the budget, batch 128 without it 80.45 % (1 and 2 December 2026).
         # Batch 256 at lr 0.2 without dropout, 4 epochs and no budget: 81.85 % in 800 s at 250 images/s. Its step
-        # was not reliably faster per image than batch 128's (probes on the idle machine: 221-259 against 239-329
+        # was not reliably faster per image than batch 128's (probes on the idle machine: 221–259 against 239–329
         # images/s), and the budget holds those 4 epochs only at 333 images/s, against the 272 of the run shown
         # (2 December 2026).
         "cpu": {"width_mult": 0.25, "variant": "paper_bn", "dropout": 0.0, "epochs": 5, "batch_size": 128,
