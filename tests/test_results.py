@@ -27,13 +27,8 @@ CHAPTER_RUNS = {
 # Runs not yet at their floor: each entry says what the committed run measured. strict=True makes
 # the test fail as soon as a run reaches its floor, so that its entry here is removed with it.
 NOT_YET = {
-    "04_vgg": "84.10 % in 600 s (6.59 epochs, the time budget's, width_mult 0.375, flips only) on an Intel Xeon, "
-              "2 threads: below the floor",
-    "05_googlenet": "80.45 % in 599 s (3.26 epochs, the time budget's, width_mult 0.25, paper_bn, no dropout, flips "
-                    "only) on an Intel Xeon, 2 threads: below the floor",
-    "06_resnet": "84.37 % in 526 s (12 epochs, width_mult 0.25) on an Intel Xeon, 2 threads: below the floor",
-    "07_densenet": "77.87 % in 599 s (3.16 epochs, the time budget's, width_mult 0.375, stem stride 2, flips only) "
-                   "on an Intel Xeon, 2 threads: below the floor",
+    "06_resnet": "85.21 % in 600 s (14.54 epochs, the time budget's, width_mult 0.25) on an Intel Xeon, 2 threads: "
+                 "below the floor",
 }
 
 
@@ -52,8 +47,8 @@ def test_chapter_run_is_converged_within_budget(stem):
     assert metrics["device"] == "cpu" and metrics["cpu_threads"] == 2
     assert metrics["train_seconds"] <= budget
     assert metrics["precision"] in ("bf16", "fp32")
-    if floor is not None:
-        assert metrics["test_accuracy"] >= floor
+    if floor is not None:  # in test images, as the accuracy is recorded in float32 (8,200 of 10,000: 0.81999999)
+        assert round(metrics["test_accuracy"] * metrics["test_images"]) >= round(floor * metrics["test_images"])
 
 
 def test_no_record_holds_a_path_of_the_machine_that_ran_it():
