@@ -92,8 +92,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # unlikely to reach 87 % in the 12 to 16 passes that 600 s on 2 cores hold. Twice the width is worse in the
     # budget: width_mult 0.5 trained 6.61 epochs at 551 images/s and reached 83.09 % (trial). Half the batch at the
     # same peak lr may help a little (one run each): batch 128 trained 12.4 epochs in the budget at 1,033 images/s,
-    # in a slower hour, and reached 85.70 % (trial). Less weight decay does not help: 12 epochs at 1e-4 instead of 5e-4 reached
-    # 83.19 % against 84.37 % at 5e-4 (trial; all four on 2 December 2026).
+    # in a slower hour, and reached 85.70 % (trial). Less weight decay does not help: 12 epochs at 1e-4 instead of
+    # 5e-4 reached 83.19 % against 84.37 % at 5e-4 (trial; all four on 2 December 2026).
     "resnet18": {
         "cpu": {"width_mult": 0.25, "epochs": 15, "batch_size": 256, "lr": 0.1, "time_budget": 600},
         "gpu": {"width_mult": 1.0, "epochs": 30, "batch_size": 512, "lr": 0.2},
