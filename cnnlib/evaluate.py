@@ -55,7 +55,7 @@ def evaluate(model: nn.Module, data: DataSplit, batch_size: int | None = None, t
     predictions = logits.argmax(1)
     return {
         "loss": F.cross_entropy(logits, data.test_y).item(),
-        "accuracy": (predictions == data.test_y).float().mean().item(),
+        "accuracy": (predictions == data.test_y).sum().item() / len(data.test_y),
         "predictions": predictions.cpu(),
     }
 

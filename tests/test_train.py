@@ -197,6 +197,19 @@ def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_resul
     assert result.metrics["final_train_accuracy"] == result.history["train_accuracy"].iloc[-1]
 
 
+def test_accuracy_is_the_exact_fraction_of_test_images_right():
+    from cnnlib.evaluate import evaluate
+
+    class AlwaysFirstClass(torch.nn.Module):
+        def forward(self, x):
+            return torch.eye(2)[torch.zeros(len(x), dtype=torch.long)]
+
+    labels = torch.cat([torch.zeros(8_200, dtype=torch.long), torch.ones(1_800, dtype=torch.long)])
+    images = torch.zeros(10_000, 1, 1, 1, dtype=torch.uint8)
+    data = DataSplit("two classes", images, labels, images, labels, ["a", "b"], (0.5,), (0.25,), "made here")
+    assert evaluate(AlwaysFirstClass(), data, amp=False)["accuracy"] == 0.82  # a float32 mean gives 0.81999999
+
+
 @pytest.mark.parametrize("loss", ["mse", "hinge"])
 def test_the_other_losses_learn_digits(tmp_path, loss):
     result = train(TrainConfig(**FAST, epochs=8, loss=loss, out=str(tmp_path)))
