@@ -88,12 +88,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Chapter 06: ResNet-18 (and, with residual=False, its plain twin under the same preset). 14.54 epochs in the
     # budget at 1,213 images/s reached 85.21 %, the plain twin 84.35 % in all 15 (2 December 2026). More passes at
-    # this width gain little: 16 epochs with crops reached 85.47 % (trial without a budget), so this width is
-    # unlikely to reach 87 % in the 12 to 16 passes that 600 s on 2 cores hold. Twice the width is worse in the
-    # budget: width_mult 0.5 trained 6.61 epochs at 551 images/s and reached 83.09 % (trial). Half the batch at the
-    # same peak lr may help a little (one run each): batch 128 trained 12.4 epochs in the budget at 1,033 images/s,
-    # in a slower hour, and reached 85.70 % (trial). Less weight decay does not help: 12 epochs at 1e-4 instead of
-    # 5e-4 reached 83.19 % against 84.37 % at 5e-4 (trial; all four on 2 December 2026).
+    # this width gain slowly: without a budget, 16 epochs with crops reached 85.47 % and 24 epochs 86.98 % (1,116 s
+    # at 1,073 images/s, 2 images short of 87 %), so the floor takes more than 24 passes, more than 600 s hold below
+    # 2,000 images/s, 1.65 to 1.9 times the 1,060 to 1,213 this machine ran. Twice the width is worse in the budget:
+    # width_mult 0.5 trained 6.61 epochs at 551 images/s and reached 83.09 %; with a stride-2 stem (conv2_x at
+    # 16×16, 34.8 M MACs, a form tried for this and not offered) it trained 14.09 epochs at 1,175 images/s and
+    # reached 83.83 %. Half the batch at the same peak lr may help a little (one run each): batch 128 trained 12.4
+    # epochs in the budget at 1,033 images/s, in a slower hour, and reached 85.70 %. Neither less weight decay (12
+    # epochs at 1e-4: 83.19 %, against 84.37 % at 5e-4) nor a peak lr of 0.2 with zero-initialised residual branches
+    # (Goyal et al. 2017; 83.78 % in the 12.71 epochs a slower hour held, 1,060 images/s) helped, and torch.compile
+    # made the model's step no faster (1,117 against 1,188 images/s, after 50 s of compiling). All trials, none
+    # shown; all on 2 December 2026.
     "resnet18": {
         "cpu": {"width_mult": 0.25, "epochs": 15, "batch_size": 256, "lr": 0.1, "time_budget": 600},
         "gpu": {"width_mult": 1.0, "epochs": 30, "batch_size": 512, "lr": 0.2},
