@@ -16,7 +16,7 @@ from cnnlib.checkpoint import load_checkpoint, save_checkpoint
 from cnnlib.data import DataSplit
 from cnnlib.augment import augment
 from cnnlib.config import TrainConfig
-from cnnlib.evaluate import evaluate_checkpoint, model_from_checkpoint
+from cnnlib.evaluate import default_eval_batch_size, evaluate, evaluate_checkpoint, model_from_checkpoint
 from cnnlib.optim import lr_factor, schedule_position
 from cnnlib.train import train
 
@@ -185,8 +185,6 @@ def test_bad_settings_are_one_sentence_errors():
 
 
 def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_result():
-    from cnnlib.evaluate import default_eval_batch_size, evaluate
-
     assert default_eval_batch_size(torch.device("cpu")) == 64
     assert default_eval_batch_size(torch.device("cuda")) == 1024
     result = train(TrainConfig(**FAST, epochs=1))
@@ -198,8 +196,6 @@ def test_evaluation_batches_are_cache_sized_on_a_cpu_and_do_not_change_the_resul
 
 
 def test_accuracy_is_the_exact_fraction_of_test_images_right():
-    from cnnlib.evaluate import evaluate
-
     class AlwaysFirstClass(torch.nn.Module):
         def forward(self, x):
             return torch.eye(2)[torch.zeros(len(x), dtype=torch.long)]
