@@ -9,6 +9,7 @@ setting is one line in :class:`TrainConfig` plus the code that uses it.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +126,7 @@ def check_setting(name: str, value: Any) -> None:
     if declared.kind is bool and not isinstance(value, bool):
         raise UserError(f"{name} must be True or False, not {value!r}.")
     if declared.kind in (int, float):
-        number = (int, float) if declared.kind is float else int
+        number = numbers.Real if declared.kind is float else numbers.Integral  # NumPy's numbers too
         if isinstance(value, bool) or not isinstance(value, number):
             raise UserError(f"{name} must be {'a number' if declared.kind is float else 'an integer'}, not {value!r}.")
         if declared.positive and not value > 0:
@@ -138,13 +139,16 @@ def check_setting(name: str, value: Any) -> None:
 
 
 def resolve(config: TrainConfig, channels: int) -> TrainConfig:
-    """Fill the knobs left unset from the recipe, and check every value."""
+    """Fill the knobs left unset from the recipe, check every value, and make each number a plain
+    ``int`` or ``float`` (a NumPy number would make a checkpoint torch's safe loader refuses)."""
     recipe = config.recipe or recipe_for(config.model, config.dataset, channels)
     values = recipe_values(recipe)
     filled = {key: values[key] if getattr(config, key) is None else getattr(config, key) for key in BASE}
     resolved = dataclasses.replace(config, recipe=recipe, **filled)
     _validate(resolved)
-    return resolved
+    plain = {name: declared.kind(getattr(resolved, name)) for name, declared in SETTINGS.items()
+             if declared.kind in (int, float) and getattr(resolved, name) is not None}
+    return dataclasses.replace(resolved, **plain)
 
 
 def _validate(config: TrainConfig) -> None:

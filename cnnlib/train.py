@@ -111,7 +111,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
                                                use_buffers=True) if config.ema else None)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, Any]] = []
-    start_epoch, steps_done = 0, 0
+    start_epoch, steps_done, step_seconds = 0, 0, 0.0
 
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
@@ -127,6 +127,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
         history, start_epoch = RunRecord.from_checkpoint(state).history, state["epoch"]
         steps_done = state.get("steps", start_epoch * steps_per_epoch)
+        step_seconds = state.get("step_seconds", 0.0)  # so that a budget that held no further step still holds none
         if main:
             print(f"Resuming {checkpoint_path} after epoch {start_epoch} of {config.epochs}.")
 
@@ -140,7 +141,6 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
     last_epoch = config.epochs if config.stop_after is None else min(config.epochs, start_epoch + config.stop_after)
 
     spent = sum(row["train_seconds"] for row in history)  # seconds of training before this invocation
-    step_seconds = 0.0
     for epoch in range(start_epoch, last_epoch):
         if steps_done < epoch * steps_per_epoch or _over_budget(spent, step_seconds, config.time_budget):
             break  # the budget ended the last epoch early, or holds no further step
@@ -195,7 +195,8 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
             print(f"epoch {epoch + 1:>3}/{config.epochs}  train loss {row['train_loss']:.4f} "
                   f"acc {row['train_accuracy']:.4f}{tested}  {train_seconds:.1f} s{budget}", flush=True)
             save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, ema, generator, device, epoch + 1,
-                                                               steps_done, _record(config, data, history)))
+                                                               steps_done, step_seconds,
+                                                               _record(config, data, history)))
         if world > 1:
             dist.barrier()
 
@@ -306,13 +307,15 @@ def _record(config: TrainConfig, data: DataSplit, history: list[dict[str, Any]],
                      dataclasses.asdict(config), list(history), metrics or {})
 
 
-def _checkpoint_state(model, optimizer, ema, generator, device, epoch, steps, record: RunRecord) -> dict[str, Any]:
+def _checkpoint_state(model, optimizer, ema, generator, device, epoch, steps, step_seconds,
+                      record: RunRecord) -> dict[str, Any]:
     return record.checkpoint_entries() | {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "ema": ema.state_dict() if ema is not None else None,
         "epoch": epoch,
         "steps": steps,
+        "step_seconds": step_seconds,
         "rng": {"generator": generator.get_state(), "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,6 +69,17 @@ def test_a_value_outside_its_declaration_is_one_sentence(setting, value, message
 def test_cross_setting_rules_stay_explicit():
     with pytest.raises(UserError, match="hinge loss: set --label-smoothing 0"):
         resolve(TrainConfig(loss="hinge", label_smoothing=0.1), channels=1)
+
+
+def test_numpy_numbers_are_taken_as_plain_numbers_and_their_run_resumes(tmp_path):
+    # A sweep's grid from np.logspace or a DataFrame gives NumPy numbers; a checkpoint holding one would be
+    # refused by torch's safe loader, so the run could never resume.
+    config = resolve(TrainConfig(lr=np.float64(0.05), batch_size=np.int64(32), time_budget=np.float32(60)), channels=1)
+    assert (type(config.lr), type(config.batch_size), type(config.time_budget)) == (float, int, float)
+    settings = dict(dataset="digits", subset=300, epochs=2, lr=np.float64(0.05), batch_size=np.int64(32),
+                    device="cpu", progress=False, out=str(tmp_path))
+    train(TrainConfig(**settings, stop_after=1))
+    assert list(train(TrainConfig(**settings, resume=True)).history["epoch"]) == [1, 2]
 
 
 def test_recipe_knobs_left_unset_take_the_recipes_values_and_set_ones_win():

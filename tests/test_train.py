@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from cnnlib.augment import augment
 from cnnlib.config import TrainConfig
 from cnnlib.evaluate import default_eval_batch_size, evaluate, evaluate_checkpoint, model_from_checkpoint
 from cnnlib.optim import lr_factor, schedule_position
+from cnnlib import train as train_module
 from cnnlib.train import train
 
 FAST = dict(model="lenet5", dataset="digits", device="cpu", progress=False)
@@ -171,6 +173,20 @@ def test_a_time_budget_ends_the_run_and_its_schedule_on_time(tmp_path):
     # Resuming a run its budget ended trains nothing more.
     resumed = train(TrainConfig(**FAST, epochs=1000, time_budget=2.0, resume=True, out=str(tmp_path)))
     assert len(resumed.history) == len(history)
+
+
+def test_a_budget_that_ended_at_an_epochs_end_still_holds_no_step_on_resume(tmp_path, monkeypatch):
+    # A clock that moves one second per reading makes the budget's decisions exact: an epoch of S steps reads
+    # S + 1 seconds, and the budget holds a step only while two more steps' seconds fit.
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    epoch_seconds = float(train(TrainConfig(**FAST, epochs=1, out=str(tmp_path / "one"))).history["train_seconds"][0])
+    # Three whole epochs fit; a fourth's first step would end past the budget, so the run stops between epochs.
+    budget = 3 * epoch_seconds + 1.5
+    ended = train(TrainConfig(**FAST, epochs=1000, time_budget=budget, out=str(tmp_path / "run")))
+    assert list(ended.history["epoch"]) == [1, 2, 3] and list(ended.history["train_seconds"]) == [epoch_seconds] * 3
+    resumed = train(TrainConfig(**FAST, epochs=1000, time_budget=budget, resume=True, out=str(tmp_path / "run")))
+    assert list(resumed.history["epoch"]) == [1, 2, 3]
 
 
 def test_bad_settings_are_one_sentence_errors():
