@@ -23,9 +23,11 @@ def augmentation_for(augment: str, data: DataSplit) -> str:
     return "crop+flip" if data.input_shape[0] == 3 else "crop"
 
 
-def crop_padding(data: DataSplit) -> int:
-    """Random-crop padding: 4 pixels at 32×32 for colour images (the common CIFAR-10
-    practice), 2 for greyscale digits at 32×32; proportional for other sizes."""
+def crop_padding(data: DataSplit, padding: int | None = None) -> int:
+    """Random-crop padding: ``padding`` where given, else 4 pixels at 32×32 for colour images
+    (the common CIFAR-10 practice), 2 for greyscale digits at 32×32; proportional for other sizes."""
+    if padding is not None:
+        return padding
     side = data.input_shape[1]
     return max(1, side // 8 if data.input_shape[0] == 3 else side // 16)
 

@@ -83,6 +83,8 @@ class TrainConfig:
     label_smoothing: float | None = setting(None, float, "label smoothing of the cross-entropy", within=(0, 1))
     augment: str | None = setting(None, str, "training augmentation (auto: crop+flip for colour, crop for grey, "
                                   "none for digits)", choices=AUGMENTATIONS)
+    crop_padding: int | None = setting(None, int, "pixels of zero padding around an image before its random crop "
+                                       "(default: 4 at 32×32 for colour, 2 for grey)", positive=True)
     grad_clip: float | None = setting(None, float, "clip the gradient norm (0: off)", at_least=0)
     ema: float | None = setting(None, float, "decay of an exponential moving average of the weights (0: off)",
                                 within=(0, 1))

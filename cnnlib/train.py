@@ -136,7 +136,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
         trained = nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = make_criterion(config.loss, config.label_smoothing)
     aux_weight = getattr(model, "aux_weight", 0.0)
-    mode, padding = augmentation_for(config.augment, data), crop_padding(data)
+    mode, padding = augmentation_for(config.augment, data), crop_padding(data, config.crop_padding)
     evaluated = ema.module if ema is not None else model
     last_epoch = config.epochs if config.stop_after is None else min(config.epochs, start_epoch + config.stop_after)
 
@@ -233,7 +233,7 @@ def lr_range_test(config: TrainConfig, start: float = 1e-5, end: float = 10.0, s
     optimizer = _optimizer(model, config)
     criterion, aux_weight = make_criterion(config.loss, config.label_smoothing), getattr(model, "aux_weight", 0.0)
     generator = torch.Generator().manual_seed(config.seed)
-    mode, padding = augmentation_for(config.augment, data), crop_padding(data)
+    mode, padding = augmentation_for(config.augment, data), crop_padding(data, config.crop_padding)
     growth = (end / start) ** (1 / (steps - 1))
     rows, average, best = [], 0.0, math.inf
     for step in range(steps):

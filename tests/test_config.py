@@ -59,6 +59,7 @@ def test_the_resumable_and_sweepable_sets_come_from_the_declarations():
     ("optimizer", "lbfgs", "Unknown optimizer 'lbfgs': choose one of sgd, adam"),
     ("tta", "yes", "tta must be True or False, not 'yes'."),
     ("eval_every", 0, "eval_every must be positive, not 0."),
+    ("crop_padding", 0, "crop_padding must be positive, not 0."),
     ("seed", True, "seed must be an integer, not True."),
 ])
 def test_a_value_outside_its_declaration_is_one_sentence(setting, value, message):

@@ -133,6 +133,14 @@ def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, 
     assert load_checkpoint(checkpoint)["epoch"] == 1
 
 
+def test_a_runs_crop_padding_replaces_the_data_sets_own(tmp_path):
+    def first_loss(**settings) -> float:
+        config = TrainConfig(**FAST, epochs=1, augment="crop", amp=False, **settings, out=str(tmp_path))
+        return float(train(config).history["train_loss"][0])
+    default = first_loss()  # LeNet-5 takes the digits padded to 32×32, whose own crop padding is 2 pixels
+    assert first_loss(crop_padding=2) == default and first_loss(crop_padding=4) != default
+
+
 def test_augmentation_shifts_and_flips_on_the_device():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).reshape(2, 1, 4, 4)
     generator = torch.Generator().manual_seed(0)
