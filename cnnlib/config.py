@@ -26,7 +26,8 @@ LOSSES = ("cross_entropy", "mse", "hinge")
 @dataclass(frozen=True)
 class Setting:
     """How one training setting is given and checked. ``kind`` is ``int``, ``float``, ``bool``
-    or ``str`` (``dict`` for the model options, given as ``--model-option KEY=VALUE``); at most one range: ``positive`` (> 0), ``at_least`` (≥ the bound) or ``within``
+    or ``str`` (``dict`` for the model options, given as ``--model-option KEY=VALUE``); at most
+    one range: ``positive`` (> 0), ``at_least`` (≥ the bound) or ``within``
     (the half-open interval [low, high)). ``resumable``: a resumed run may change it;
     ``sweepable``: a sweep may set it (the sweep sets the others itself); ``flag``: ``cnnlib
     train`` has a flag for it."""

@@ -9,6 +9,7 @@ drives /usr/bin/chromium); without them the test is skipped locally and fails in
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -33,11 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 def chromium() -> str:
     """Debian's Chromium, checked before anything slow is set up."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        binary = None
-    if binary is None:
+    if binary is None or importlib.util.find_spec("playwright") is None:
         message = ("Chromium or the playwright package is missing: install them with `apt-get install -y chromium` "
                    "and `pip install -e '.[test]'` (the classifier's browser test needs both).")
         if os.environ.get("CI"):

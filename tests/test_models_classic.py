@@ -668,5 +668,7 @@ def test_nin_fully_connected_head_of_section_4_6_on_the_cifar_network(cifar_batc
     assert not hasattr(fc, "global_pool") and fc(cifar_batch[0]).shape == (len(cifar_batch[0]), 10)
     gap = build("nin", 32)
     assert count_params(fc) - count_params(gap) == 640 * 10 + 10  # the mlpconv body is the same
+    without_dropout = build("nin", 32, head="fc", dropout=0.0)
+    assert not any(isinstance(module, nn.Dropout) for module in without_dropout.modules())
     with pytest.raises(UserError, match="Unknown head 'max'.*'gap', 'fc'"):
         build("nin", 32, head="max")

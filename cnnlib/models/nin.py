@@ -143,7 +143,7 @@ class NiN(nn.Module):
         if self.global_average:
             self.global_pool = nn.AdaptiveAvgPool2d(1)
         else:  # sized for the input; an input too small still builds, and create() names the layer
-            self.classifier = nn.Sequential(nn.Dropout(dropout),
+            self.classifier = nn.Sequential(*([nn.Dropout(dropout)] if dropout else []),
                                             nn.Linear(num_classes * max(height, 1) * max(width, 1), num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
