@@ -142,16 +142,32 @@ def check_setting(name: str, value: Any) -> None:
 
 
 def resolve(config: TrainConfig, channels: int) -> TrainConfig:
-    """Fill the knobs left unset from the recipe, check every value, and make each number a plain
-    ``int`` or ``float`` (a NumPy number would make a checkpoint torch's safe loader refuses)."""
+    """Fill the knobs left unset from the recipe, check every value, and make each value a plain
+    Python one (:func:`_plain`)."""
     recipe = config.recipe or recipe_for(config.model, config.dataset, channels)
     values = recipe_values(recipe)
     filled = {key: values[key] if getattr(config, key) is None else getattr(config, key) for key in BASE}
     resolved = dataclasses.replace(config, recipe=recipe, **filled)
     _validate(resolved)
-    plain = {name: declared.kind(getattr(resolved, name)) for name, declared in SETTINGS.items()
-             if declared.kind in (int, float) and getattr(resolved, name) is not None}
-    return dataclasses.replace(resolved, **plain)
+    return dataclasses.replace(resolved, **{name: _plain(getattr(resolved, name), declared.kind)
+                                            for name, declared in SETTINGS.items()})
+
+
+def _plain(value: Any, kind: type | None = None) -> Any:
+    """``value`` as a plain Python value: a NumPy number or string (a sweep's grid from ``np.logspace``
+    or a DataFrame) as the int, float or str it holds, a float where ``kind`` is ``float``, and a
+    dict's values alike. A checkpoint holding a NumPy object is one torch's safe loader refuses."""
+    if isinstance(value, dict):
+        return {key: _plain(option) for key, option in value.items()}
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, numbers.Integral) and kind is not float:
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
 
 
 def _validate(config: TrainConfig) -> None:

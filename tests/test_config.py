@@ -73,11 +73,14 @@ def test_cross_setting_rules_stay_explicit():
 
 
 def test_numpy_numbers_are_taken_as_plain_numbers_and_their_run_resumes(tmp_path):
-    # A sweep's grid from np.logspace or a DataFrame gives NumPy numbers; a checkpoint holding one would be
-    # refused by torch's safe loader, so the run could never resume.
-    config = resolve(TrainConfig(lr=np.float64(0.05), batch_size=np.int64(32), time_budget=np.float32(60)), channels=1)
+    # A sweep's grid from np.logspace or a DataFrame gives NumPy numbers and strings, the model options' too; a
+    # checkpoint holding one would be refused by torch's safe loader, so the run could never resume.
+    config = resolve(TrainConfig(lr=np.float64(0.05), batch_size=np.int64(32), time_budget=np.float32(60),
+                                 optimizer=np.str_("sgd"), model_options={"dropout": np.float64(0.1)}), channels=1)
     assert (type(config.lr), type(config.batch_size), type(config.time_budget)) == (float, int, float)
+    assert type(config.optimizer) is str and type(config.model_options["dropout"]) is float
     settings = dict(dataset="digits", subset=300, epochs=2, lr=np.float64(0.05), batch_size=np.int64(32),
+                    optimizer=np.str_("sgd"), model_options={"dropout": np.float64(0.1)},
                     device="cpu", progress=False, out=str(tmp_path))
     train(TrainConfig(**settings, stop_after=1))
     assert list(train(TrainConfig(**settings, resume=True)).history["epoch"]) == [1, 2]
