@@ -5,7 +5,7 @@
 # on an idle 2-core CPU. Nothing else may run beside it when its time is reported.
 #
 #   bash benchmarks/ablations.sh 06_resnet            # one chapter
-#   bash benchmarks/ablations.sh all                  # the seven, one after another
+#   bash benchmarks/ablations.sh all                  # the eight, one after another
 #   SUBSET=50000 EPOCHS=... JOBS=1 bash benchmarks/ablations.sh 06_resnet   # at full scale, e.g. on a GPU
 #
 # Runs (checkpoints) go to runs/ablations/<chapter>/; results.csv and histories.csv are copied to
@@ -62,14 +62,22 @@ run() {
       --param batch_size=128 --param lr=0.1 ;;
     # Sandler et al. 2018, §6.4, Fig. 6a: the linear bottleneck against ReLU6 after the projection;
     # the chapter's half-width network, fp32 (bf16 is no faster for it on a CPU).
-    08_mobilenet_efficientnet) sweep 08_mobilenet_efficientnet 4000 5 --param model=mobilenet_v2 --grid option.linear_bottleneck=true,false \
+    08_mobilenet) sweep 08_mobilenet 4000 5 --param model=mobilenet_v2 --grid option.linear_bottleneck=true,false \
       --param option.width_mult=0.5 --param amp=false --param batch_size=128 --param lr=0.1 ;;
+    # Tan & Le 2019, Sec. 4, after Hu et al. 2018, Table 2: every MBConv unit with its squeeze-and-
+    # excitation gate (se_ratio 0.25, the paper's) and without it; the chapter's half-width network with
+    # the stem's stride 2, without dropout or stochastic depth, fp32. Not yet run, so not yet timed.
+    09_efficientnet) sweep 09_efficientnet 4000 5 --param model=efficientnet_b0 --grid option.se_ratio=0.25,0.0 \
+      --param option.width_mult=0.5 --param option.stem_stride=2 --param option.dropout=0 \
+      --param option.stochastic_depth=0 --param amp=false --param batch_size=128 --param lr=0.1 ;;
     *) echo "unknown chapter $1" >&2; exit 2 ;;
   esac
 }
 
 if [[ ${1:-all} == all ]]; then
-  for chapter in 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet_efficientnet; do run "$chapter"; done
+  for chapter in 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet 09_efficientnet; do
+    run "$chapter"
+  done
 else
   for chapter in "$@"; do run "$chapter"; done
 fi

@@ -55,8 +55,14 @@ def main() -> None:
             speed = images_per_second(model, channels, batch, args.images, args.repeats)
             rows.append({"model": label, "batch": batch, "images_per_second": round(speed)})
             print(f"{label:<24} batch {batch:>5}: {speed:>9,.0f} images/s", flush=True)
-    report = {"device": device_description(torch.device("cpu")), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "images": args.images, "repeats": args.repeats, "results": rows}
+    report = {
+        "device": device_description(torch.device("cpu")),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "images": args.images,
+        "repeats": args.repeats,
+        "results": rows,
+    }
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -44,19 +44,38 @@ def main() -> None:
     for split in range(arguments.splits):
         data = load_dataset("digits", split_seed=split).fitted(models.spec("lenet5").input_size_for(8))
         for (lr, warmup), seed in itertools.product(CANDIDATES, range(arguments.seeds)):
-            config = TrainConfig(model="lenet5", dataset="digits", device="cpu", epochs=arguments.epochs, lr=lr,
-                                 warmup=warmup, seed=seed, progress=False)
+            config = TrainConfig(
+                model="lenet5",
+                dataset="digits",
+                device="cpu",
+                epochs=arguments.epochs,
+                lr=lr,
+                warmup=warmup,
+                seed=seed,
+                progress=False,
+            )
             result = train(config, data)
-            rows.append({"lr": lr, "warmup": warmup, "split_seed": split, "seed": seed,
-                         "test_accuracy": round(result.metrics["test_accuracy"], 4),
-                         "largest_train_accuracy_fall": round(largest_fall(list(result.history["train_accuracy"])), 4)})
+            rows.append(
+                {
+                    "lr": lr,
+                    "warmup": warmup,
+                    "split_seed": split,
+                    "seed": seed,
+                    "test_accuracy": round(result.metrics.test_accuracy, 4),
+                    "largest_train_accuracy_fall": round(
+                        largest_fall(list(result.history["train_accuracy"])), 4
+                    ),
+                }
+            )
     frame = pd.DataFrame(rows)
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(arguments.out, index=False)
     summary = frame.groupby(["lr", "warmup"], sort=False).agg(
-        mean=("test_accuracy", "mean"), min=("test_accuracy", "min"),
+        mean=("test_accuracy", "mean"),
+        min=("test_accuracy", "min"),
         runs_below_97=("test_accuracy", lambda accuracy: int((accuracy < 0.97).sum())),
-        largest_fall=("largest_train_accuracy_fall", "max"))
+        largest_fall=("largest_train_accuracy_fall", "max"),
+    )
     print(summary.round(4).to_string())
 
 

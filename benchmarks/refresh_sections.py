@@ -20,13 +20,16 @@ from nbclient import NotebookClient
 
 
 def refresh(path: Path, tag: str, timeout: int = 600) -> int:
-    """Execute the cells of ``path`` tagged ``tag`` in a fresh kernel; write their outputs back. Returns how many ran."""
+    """Execute the cells of ``path`` tagged ``tag`` in a fresh kernel; write their outputs back.
+    Returns how many ran."""
     page = nbformat.read(path, as_version=4)
     tagged = [cell for cell in page.cells if tag in cell.metadata.get("tags", [])]
-    section = nbformat.v4.new_notebook(cells=[cell for cell in tagged if cell.cell_type == "code"],
-                                       metadata=page.metadata)
-    NotebookClient(section, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    section = nbformat.v4.new_notebook(
+        cells=[cell for cell in tagged if cell.cell_type == "code"], metadata=page.metadata
+    )
+    NotebookClient(
+        section, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     nbformat.write(page, path)  # the cells were executed in place: the page holds their outputs now
     return len(section.cells)
 

@@ -1,4 +1,4 @@
-"""Training throughput: cnnlib's loop against a plain DataLoader loop and the model-only limit.
+r"""Training throughput: cnnlib's loop against a plain DataLoader loop and the model-only limit.
 
 Three measurements on the same model, data and batch size, in one run:
 
@@ -15,7 +15,8 @@ Each figure is the median of ``--repeats`` measurements (epochs of cnnlib's loop
 ``--steps`` steps of the others), all of which are kept in the JSON. It prints the
 speed-up over the baseline and the pipeline efficiency (cnnlib ÷ model only). Example::
 
-    python benchmarks/throughput.py --model lenet5 --dataset mnist --batch-size 128 --out results/benchmark-cpu.json
+    python benchmarks/throughput.py --model lenet5 --dataset mnist --batch-size 128 \
+        --out results/benchmark-cpu.json
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from torch import nn
 from torchvision import transforms
 
 from cnnlib import models
-from cnnlib.data import cache_dir, data_root
-from cnnlib.device import autocast, device_description, select_device, uses_channels_last
 from cnnlib.augment import crop_padding
 from cnnlib.config import TrainConfig, resolve
+from cnnlib.data import cache_dir, data_root
+from cnnlib.device import autocast, device_description, select_device, uses_channels_last
 from cnnlib.optim import make_optimizer
-from cnnlib.train import prepare_data, train
+from cnnlib.run_state import prepare_data
+from cnnlib.train import train
 
 
 def cnnlib_loop(config: TrainConfig) -> list[float]:
@@ -76,7 +78,11 @@ def _cifar_folder(root: Path) -> Path:
 def baseline_dataset(config: TrainConfig, side: int, padding: int, mean, std) -> torch.utils.data.Dataset:
     """The data set a tutorial would build: PIL images, per-sample transforms, fp32 tensors."""
     per_sample = [transforms.Pad((side - 28) // 2)] if config.dataset == "mnist" and side > 28 else []
-    per_sample += [transforms.RandomCrop(side, padding=padding), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    per_sample += [
+        transforms.RandomCrop(side, padding=padding),
+        transforms.ToTensor(),
+        transforms.Normalize(mean, std),
+    ]
     pipeline = transforms.Compose(per_sample)
     root = data_root(config.data_root)
     if config.dataset == "mnist":
@@ -86,8 +92,9 @@ def baseline_dataset(config: TrainConfig, side: int, padding: int, mean, std) ->
     raise SystemExit("the baseline is defined for --dataset mnist or cifar10")
 
 
-def timed_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches, device: torch.device, amp: bool,
-           limit: int) -> float:
+def timed_steps(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batches, device: torch.device, amp: bool, limit: int
+) -> float:
     """Images per second over ``limit`` optimiser steps on ``batches`` (after 5 warm-up steps)."""
     criterion = nn.CrossEntropyLoss()
     seen, started = 0, None
@@ -129,34 +136,58 @@ def _synchronise(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="lenet5")
-    parser.add_argument("--width-mult", type=float, default=None,
-                        help="the model's width multiplier (default: the paper's width)")
+    parser.add_argument(
+        "--width-mult",
+        type=float,
+        default=None,
+        help="the model's width multiplier (default: the paper's width)",
+    )
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10"))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--subset", type=int, default=None, help="train cnnlib's loop on N images only (quick runs)")
+    parser.add_argument(
+        "--subset", type=int, default=None, help="train cnnlib's loop on N images only (quick runs)"
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=200, help="timed steps of the baseline and the model-only limit")
-    parser.add_argument("--repeats", type=int, default=5, help="measurements per figure (their median is reported)")
+    parser.add_argument(
+        "--steps", type=int, default=200, help="timed steps of the baseline and the model-only limit"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="measurements per figure (their median is reported)"
+    )
     parser.add_argument("--out", default=None, help="JSON file for the figures")
     args = parser.parse_args()
 
     device = select_device(args.device)
     model_options = {} if args.width_mult is None else {"width_mult": args.width_mult}
-    config = TrainConfig(model=args.model, model_options=model_options, dataset=args.dataset,
-                         data_root=args.data_root, subset=args.subset,
-                         batch_size=args.batch_size, epochs=args.repeats + 1, device=args.device, progress=False,
-                         out=tempfile.mkdtemp(prefix="cnnlib-bench-"))
+    config = TrainConfig(
+        model=args.model,
+        model_options=model_options,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        subset=args.subset,
+        batch_size=args.batch_size,
+        epochs=args.repeats + 1,
+        device=args.device,
+        progress=False,
+        out=tempfile.mkdtemp(prefix="cnnlib-bench-"),
+    )
     data = prepare_data(config, device)
     config = resolve(config, data.input_shape[0])
     side, padding = data.input_shape[1], crop_padding(data)
 
     def fresh_model() -> tuple[nn.Module, torch.optim.Optimizer]:
         torch.manual_seed(0)
-        model = models.create(args.model, num_classes=len(data.classes), in_channels=data.input_shape[0],
-                              input_size=side, **model_options).to(device)
-        return model, make_optimizer(model, config.optimizer, config.lr, config.momentum, config.nesterov,
-                                     config.weight_decay)
+        model = models.create(
+            args.model,
+            num_classes=len(data.classes),
+            in_channels=data.input_shape[0],
+            input_size=side,
+            **model_options,
+        ).to(device)
+        return model, make_optimizer(
+            model, config.optimizer, config.lr, config.momentum, config.nesterov, config.weight_decay
+        )
 
     samples = {"cnnlib": cnnlib_loop(dataclasses.replace(config, data_root=args.data_root))}
 
@@ -164,32 +195,51 @@ def main() -> None:
     worker_choices = (4,) if device.type == "cuda" else (0, 1)
     baseline = {}
     for workers in worker_choices:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                                             pin_memory=device.type == "cuda", drop_last=True,
-                                             persistent_workers=workers > 0)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+            persistent_workers=workers > 0,
+        )
         model, optimizer = fresh_model()
-        baseline[workers] = [timed_steps(model, optimizer, loader, device, amp=False, limit=args.steps)
-                             for _ in range(args.repeats)]
+        baseline[workers] = [
+            timed_steps(model, optimizer, loader, device, amp=False, limit=args.steps)
+            for _ in range(args.repeats)
+        ]
     best_workers = max(baseline, key=lambda workers: statistics.median(baseline[workers]))
     samples["baseline"] = baseline[best_workers]
 
     model, optimizer = fresh_model()
     x = data.normalise(data.train_x[: args.batch_size])
     if uses_channels_last(config.channels_last, device):  # as cnnlib's loop runs
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        model, x = (
+            model.to(memory_format=torch.channels_last),
+            x.contiguous(memory_format=torch.channels_last),
+        )
     batches = itertools.repeat((x, data.train_y[: args.batch_size]))
-    samples["model_only"] = [timed_steps(model, optimizer, batches, device, amp=config.amp, limit=args.steps)
-                             for _ in range(args.repeats)]
+    samples["model_only"] = [
+        timed_steps(model, optimizer, batches, device, amp=config.amp, limit=args.steps)
+        for _ in range(args.repeats)
+    ]
     figures = {key: statistics.median(values) for key, values in samples.items()}
 
     report = {
-        "model": args.model, "model_options": model_options, "dataset": args.dataset, "batch_size": args.batch_size,
+        "model": args.model,
+        "model_options": model_options,
+        "dataset": args.dataset,
+        "batch_size": args.batch_size,
         "device": device.type,
-        "device_name": device_description(device), "torch_version": torch.__version__,
+        "device_name": device_description(device),
+        "torch_version": torch.__version__,
         "images_per_second": {key: round(value, 1) for key, value in figures.items()},
         "samples": {key: [round(value, 1) for value in values] for key, values in samples.items()},
         "baseline_workers": best_workers,
-        "baseline_by_workers": {str(key): round(statistics.median(values), 1) for key, values in baseline.items()},
+        "baseline_by_workers": {
+            str(key): round(statistics.median(values), 1) for key, values in baseline.items()
+        },
         "speedup_over_baseline": round(figures["cnnlib"] / figures["baseline"], 2),
         "pipeline_efficiency": round(figures["cnnlib"] / figures["model_only"], 3),
     }

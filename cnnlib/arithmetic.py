@@ -44,11 +44,12 @@ at 224×224: 435 after its last convolution, 435 + 6·32 = 627 after global pool
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -66,8 +67,18 @@ MINUS, TIMES, DOT = "\u2212", "\u00d7", "\u00b7"
 _LARGEST_SIDE = 8192
 
 TABLE_COLUMNS = (
-    "name", "type", "kernel", "stride", "padding", "input_shape", "output_shape",
-    "formula", "params", "macs", "receptive_field", "jump",
+    "name",
+    "type",
+    "kernel",
+    "stride",
+    "padding",
+    "input_shape",
+    "output_shape",
+    "formula",
+    "params",
+    "macs",
+    "receptive_field",
+    "jump",
 )
 # The columns a page shows of a layer table, so that it fits a column of text: what each layer gives
 # (SUMMARY_COLUMNS), and the window and output-size formula of each layer that has one (WINDOW_COLUMNS,
@@ -76,8 +87,9 @@ SUMMARY_COLUMNS = ["name", "output_shape", "params", "macs", "receptive_field"]
 WINDOW_COLUMNS = ["name", "kernel", "stride", "padding", "formula"]
 
 
-def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
-                     ceil_mode: bool = False) -> int:
+def conv_output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> int:
     """Output side of a convolution or pooling window; may be ≤ 0 when the input is too small."""
     span = size + 2 * padding - dilation * (kernel_size - 1) - 1
     if not ceil_mode:
@@ -87,8 +99,9 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     return output - 1 if (output - 1) * stride >= size + padding else output
 
 
-def formula_text(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
-                 ceil_mode: bool = False) -> str:
+def formula_text(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> str:
     """The output-size formula evaluated as text, e.g. ``(32 − 5 + 2·0)/1 + 1 = 28``.
 
     The division is wrapped in floor brackets ``⌊…⌋`` (ceil brackets ``⌈…⌉`` in ceil mode)
@@ -109,6 +122,7 @@ def formula_text(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
 
 # --- Windows: the kernel, stride, padding and dilation of a conv/pool layer, per spatial axis.
 
+
 @dataclass(frozen=True)
 class _Window:
     kernel: tuple[int, ...]
@@ -125,13 +139,20 @@ class _Window:
 
         if padding == "valid":
             padding = 0
-        return cls(per_axis(kernel), per_axis(stride or kernel),
-                   padding if padding == "same" else per_axis(padding), per_axis(dilation), bool(ceil_mode))
+        return cls(
+            per_axis(kernel),
+            per_axis(stride or kernel),
+            padding if padding == "same" else per_axis(padding),
+            per_axis(dilation),
+            bool(ceil_mode),
+        )
 
     @classmethod
     def adaptive_pool(cls, in_sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> _Window:
         """The fixed pool an adaptive pool amounts to: its widest bin, stride ``n // o``."""
-        kernel = tuple(max(-(-(i + 1) * n // o) - i * n // o for i in range(o)) for n, o in zip(in_sizes, out_sizes))
+        kernel = tuple(
+            max(-(-(i + 1) * n // o) - i * n // o for i in range(o)) for n, o in zip(in_sizes, out_sizes)
+        )
         stride = tuple(max(1, n // o) for n, o in zip(in_sizes, out_sizes))
         ones = (1,) * len(in_sizes)
         return cls(kernel, stride, (0,) * len(in_sizes), ones, adaptive=True)
@@ -140,15 +161,27 @@ class _Window:
         """Output side along ``axis`` for an input side ``size`` (``"same"`` keeps it)."""
         if self.padding == "same":
             return size
-        return conv_output_size(size, self.kernel[axis], self.stride[axis], self.padding[axis],
-                                self.dilation[axis], self.ceil_mode)
+        return conv_output_size(
+            size,
+            self.kernel[axis],
+            self.stride[axis],
+            self.padding[axis],
+            self.dilation[axis],
+            self.ceil_mode,
+        )
 
     def formula(self, axis: int, size: int) -> str:
         """:func:`formula_text` along ``axis``; "" for adaptive pools and ``"same"`` padding."""
         if self.adaptive or self.padding == "same":
             return ""
-        return formula_text(size, self.kernel[axis], self.stride[axis], self.padding[axis],
-                            self.dilation[axis], self.ceil_mode)
+        return formula_text(
+            size,
+            self.kernel[axis],
+            self.stride[axis],
+            self.padding[axis],
+            self.dilation[axis],
+            self.ceil_mode,
+        )
 
 
 def _has_window(module: nn.Module) -> bool:
@@ -157,7 +190,8 @@ def _has_window(module: nn.Module) -> bool:
 
 def _is_conv_like(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) or (
-        _has_window(module) and isinstance(getattr(module, "weight", None), nn.Parameter))
+        _has_window(module) and isinstance(getattr(module, "weight", None), nn.Parameter)
+    )
 
 
 def _is_adaptive_pool(module: nn.Module) -> bool:
@@ -165,8 +199,14 @@ def _is_adaptive_pool(module: nn.Module) -> bool:
 
 
 def _fixed_window(module: nn.Module, ndim: int) -> _Window:
-    return _Window.of(ndim, module.kernel_size, module.stride, module.padding,
-                      getattr(module, "dilation", 1), getattr(module, "ceil_mode", False))
+    return _Window.of(
+        ndim,
+        module.kernel_size,
+        module.stride,
+        module.padding,
+        getattr(module, "dilation", 1),
+        getattr(module, "ceil_mode", False),
+    )
 
 
 def _module_window(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> _Window | None:
@@ -185,21 +225,39 @@ def _arg(args: tuple, kwargs: dict, index: int, name: str, default=None):
 _CONVS = {F.conv1d, F.conv2d, F.conv3d}
 _MAX_POOLS = {F.max_pool1d, F.max_pool2d, F.max_pool3d}
 _POOLS = _MAX_POOLS | {F.avg_pool1d, F.avg_pool2d, F.avg_pool3d}
-_ADAPTIVE_POOLS = {F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-                   F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d}
+_ADAPTIVE_POOLS = {
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool3d,
+}
 _REDUCTIONS = {torch.mean, torch.Tensor.mean, torch.sum, torch.Tensor.sum, torch.amax, torch.Tensor.amax}
 
 
-def _functional_window(func: Callable, args: tuple, kwargs: dict, x: torch.Tensor, y: torch.Tensor) -> _Window | None:
+def _functional_window(
+    func: Callable, args: tuple, kwargs: dict, x: torch.Tensor, y: torch.Tensor
+) -> _Window | None:
     """The window of a functional conv/pool call (``F.conv2d``, ``F.max_pool2d``...); None for other ops."""
     ndim = x.dim() - 2
     if func in _CONVS:
-        return _Window.of(ndim, tuple(args[1].shape[2:]), _arg(args, kwargs, 3, "stride", 1),
-                          _arg(args, kwargs, 4, "padding", 0), _arg(args, kwargs, 5, "dilation", 1))
+        return _Window.of(
+            ndim,
+            tuple(args[1].shape[2:]),
+            _arg(args, kwargs, 3, "stride", 1),
+            _arg(args, kwargs, 4, "padding", 0),
+            _arg(args, kwargs, 5, "dilation", 1),
+        )
     if func in _POOLS:
         dilation = _arg(args, kwargs, 4, "dilation", 1) if func in _MAX_POOLS else 1
-        return _Window.of(ndim, _arg(args, kwargs, 1, "kernel_size"), _arg(args, kwargs, 2, "stride"),
-                          _arg(args, kwargs, 3, "padding", 0), dilation)
+        return _Window.of(
+            ndim,
+            _arg(args, kwargs, 1, "kernel_size"),
+            _arg(args, kwargs, 2, "stride"),
+            _arg(args, kwargs, 3, "padding", 0),
+            dilation,
+        )
     if func in _ADAPTIVE_POOLS:
         return _Window.adaptive_pool(tuple(x.shape[2:]), tuple(y.shape[2:]))
     return None
@@ -217,6 +275,7 @@ def _merges_every_position(func: Callable, args: tuple, kwargs: dict, x: torch.T
 
 
 # --- Receptive-field tracking.
+
 
 class _Field(NamedTuple):
     """Receptive field and jump of a tensor along the height axis; ``extent`` is the height of
@@ -282,14 +341,20 @@ class _ReceptiveFieldTracker(TorchFunctionMode):
 
 # --- Running a model with hooks.
 
+
 def _device_of(model: nn.Module) -> torch.device:
     tensor = next(chain(model.parameters(), model.buffers()), None)
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
 @contextmanager
-def forward_hooks(model: nn.Module, modules: list[tuple[str, nn.Module]], *, pre_hook: Callable | None = None,
-                  hook: Callable | None = None) -> Iterator[None]:
+def forward_hooks(
+    model: nn.Module,
+    modules: list[tuple[str, nn.Module]],
+    *,
+    pre_hook: Callable | None = None,
+    hook: Callable | None = None,
+) -> Iterator[None]:
     """The model in eval mode with ``pre_hook(name, module, args)`` / ``hook(name, module, args, output)``
     on ``modules`` (``(name, module)`` pairs); hooks removed and every training flag restored on exit,
     even after an exception. The layer table, Grad-CAM's layer search and the feature maps use it."""
@@ -328,6 +393,24 @@ def _macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return 0
 
 
+def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, module) for name, module in model.named_modules() if next(module.children(), None) is None]
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Multiply–accumulates of one image's forward pass, counted as :func:`layer_table` counts
+    them, without building the table."""
+    total = 0
+
+    def add(name: str, module: nn.Module, args: tuple, output) -> None:
+        nonlocal total
+        total += _macs(module, _tensors(args)[0], _tensors(output)[0])
+
+    with forward_hooks(model, _leaves(model), hook=add), torch.no_grad():
+        model(torch.zeros(1, *input_shape, device=_device_of(model)))
+    return total
+
+
 def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataFrame:
     """One row per call of a leaf module on a (C, H, W) input: shapes, formula, params, MACs,
     receptive field and jump (see the module docstring for the rules)."""
@@ -345,23 +428,24 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
         field = tracker.get(layer_out)
         params = 0 if module in counted else sum(p.numel() for p in module.parameters(recurse=False))
         counted.add(module)
-        rows.append({
-            "name": name,
-            "type": type(module).__name__,
-            "kernel": TIMES.join(map(str, window.kernel)) if window else "",
-            "stride": _compact(window.stride) if window else "",
-            "padding": _compact(window.padding) if window else "",
-            "input_shape": _shape(layer_in),
-            "output_shape": _shape(layer_out),
-            "formula": window.formula(0, layer_in.shape[2]) if window else "",
-            "params": params,
-            "macs": _macs(module, layer_in, layer_out),
-            "receptive_field": field.rf if field else None,
-            "jump": field.jump if field else None,
-        })
+        rows.append(
+            {
+                "name": name,
+                "type": type(module).__name__,
+                "kernel": TIMES.join(map(str, window.kernel)) if window else "",
+                "stride": _compact(window.stride) if window else "",
+                "padding": _compact(window.padding) if window else "",
+                "input_shape": _shape(layer_in),
+                "output_shape": _shape(layer_out),
+                "formula": window.formula(0, layer_in.shape[2]) if window else "",
+                "params": params,
+                "macs": _macs(module, layer_in, layer_out),
+                "receptive_field": field.rf if field else None,
+                "jump": field.jump if field else None,
+            }
+        )
 
-    leaves = [(name, module) for name, module in model.named_modules() if next(module.children(), None) is None]
-    with forward_hooks(model, leaves, hook=add_row), torch.no_grad(), tracker:
+    with forward_hooks(model, _leaves(model), hook=add_row), torch.no_grad(), tracker:
         model(x)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     table.attrs["total_params"] = sum(p.numel() for p in model.parameters())
@@ -371,6 +455,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
 
 
 # --- Input-size check.
+
 
 class _EmptyOutput(Exception):
     """Raised from a pre-hook to stop the forward pass at the first layer with an empty output."""
@@ -382,8 +467,10 @@ class _EmptyOutput(Exception):
 
 def _forward_without_compute(model: nn.Module, input_shape: tuple[int, int, int]) -> None:
     """Run the model on shapes only (meta tensors); if that fails, on a real batch of one."""
-    state = {name: torch.empty_like(t, device="meta") for name, t in chain(model.named_parameters(),
-                                                                         model.named_buffers())}
+    state = {
+        name: torch.empty_like(t, device="meta")
+        for name, t in chain(model.named_parameters(), model.named_buffers())
+    }
     with torch.no_grad():
         try:
             functional_call(model, state, (torch.empty(1, *input_shape, device="meta"),))
@@ -450,8 +537,11 @@ def check_input_size(model: nn.Module, input_shape: tuple[int, int, int]) -> Non
         return
     channels, height, width = input_shape
     side = _smallest_square_side(model, channels, min(height, width))
-    advice = (f"give the network an input of at least {side}{TIMES}{side}" if side is not None
-              else f"no square input up to {_LARGEST_SIDE}{TIMES}{_LARGEST_SIDE} fits this network")
+    advice = (
+        f"give the network an input of at least {side}{TIMES}{side}"
+        if side is not None
+        else f"no square input up to {_LARGEST_SIDE}{TIMES}{_LARGEST_SIDE} fits this network"
+    )
     raise UserError(
         f"Input {channels}{TIMES}{height}{TIMES}{width} is too small for {type(model).__name__}: "
         f"layer {empty.name} ({type(empty.module).__name__}) would give {empty.formula} "

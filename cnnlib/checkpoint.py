@@ -8,9 +8,9 @@ is written by :mod:`cnnlib.train` (the tensors a run needs to continue) and
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -25,22 +25,38 @@ FORMAT = "cnnlib-checkpoint"
 VERSION = 1
 
 
-def atomic_save(value: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in ``path``'s folder, then a rename: a reader never
-    sees half a file, and an interrupted save leaves the previous file as it was."""
+def atomic_write(path: str | os.PathLike, data: bytes | memoryview) -> Path:
+    """Write ``data`` to a temporary file in ``path``'s folder, then rename it to ``path``: a reader
+    never sees half a file, and a failed write (a full disk, a folder gone read-only) leaves the
+    previous file as it was and raises :class:`UserError` naming the file and the cause."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
-            torch.save(value, file)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        cause = error.strerror or type(error).__name__
+        kept = f"the previous {path.name} is kept" if path.exists() else f"{path.name} was not written"
+        raise UserError(
+            f"Could not write {path}: {cause}; {kept}. Free some space, or choose another folder (--out)."
+        ) from error
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
     return path
+
+
+def atomic_save(value: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to memory, then :func:`atomic_write`: torch's own file writer reports a full
+    disk as an internal error, Python's as the ``OSError`` it is."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return atomic_write(path, buffer.getbuffer())
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -53,15 +69,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     or foreign file, or one holding objects the safe loader refuses, raises :class:`UserError`."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"Checkpoint {path} does not exist: train a model first (`cnnlib train ... --out DIR` writes DIR/checkpoint.pt).")
+        raise UserError(
+            f"Checkpoint {path} does not exist: train a model first (`cnnlib train ... --out DIR` writes "
+            "DIR/checkpoint.pt)."
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        # The safe loader names the class or function it refused; other unpickling errors are damage.
-        if re.search(r"Unsupported global|unrecognized function", str(error)):
+        refused = _unsafe_globals(path)
+        if refused:
             raise UserError(
-                f"Checkpoint {path} holds objects other than tensors and plain values (code torch's safe loader "
-                "refuses to run), so it will not be loaded: give a checkpoint.pt written by `cnnlib train`."
+                f"Checkpoint {path} refers to code ({', '.join(refused[:3])}) that torch's safe loader "
+                "refuses to run, so it will not be loaded: give a checkpoint.pt written by `cnnlib train`."
             ) from None
         raise _corrupt(path, error) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
@@ -69,16 +88,32 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a cnnlib checkpoint: give a checkpoint.pt written by `cnnlib train`.")
     if state.get("version", 0) > VERSION:
-        raise UserError(f"Checkpoint {path} was written by a newer cnnlib (format {state['version']}): upgrade cnnlib to read it.")
+        raise UserError(
+            f"Checkpoint {path} was written by a newer cnnlib (format {state['version']}): upgrade cnnlib "
+            "to read it."
+        )
     return state
 
 
+def _unsafe_globals(path: Path) -> list[str]:
+    """The classes and functions a checkpoint's pickle names that the safe loader does not allow,
+    read without running them (none where the file is too damaged to read)."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # a damaged archive or pickle: the caller reports it as corrupt
+        return []
+
+
 def _corrupt(path: Path, error: Exception) -> UserError:
-    return UserError(f"Checkpoint {path} is corrupt or truncated ({type(error).__name__}); delete it and train again, "
-                     "or point to another checkpoint.")
+    return UserError(
+        f"Checkpoint {path} is corrupt or truncated ({type(error).__name__}); delete it and train again, "
+        "or point to another checkpoint."
+    )
 
 
-def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
+def load_model_state(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | os.PathLike
+) -> None:
     """Load weights into ``model``; a checkpoint made for another model or number of
     classes raises :class:`UserError` naming the first mismatch."""
     own = model.state_dict()
@@ -87,13 +122,14 @@ def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
     if missing or unexpected:
         example = (missing or unexpected)[0]
         raise UserError(
-            f"Checkpoint {source} does not fit this model ({'missing' if missing else 'unexpected'} weight {example!r}): "
-            "build the model the checkpoint was trained with, or train again."
+            f"Checkpoint {source} does not fit this model ({'missing' if missing else 'unexpected'} "
+            f"weight {example!r}): build the model the checkpoint was trained with, or train again."
         )
     for key, tensor in state_dict.items():
         if own[key].shape != tensor.shape:
             raise UserError(
-                f"Checkpoint {source} does not fit this model: {key} has shape {tuple(tensor.shape)} there and "
-                f"{tuple(own[key].shape)} here (another number of classes or channels?); use the same options as in training."
+                f"Checkpoint {source} does not fit this model: {key} has shape {tuple(tensor.shape)} "
+                f"there and {tuple(own[key].shape)} here (another number of classes or channels?); use the "
+                "same options as in training."
             )
     model.load_state_dict(state_dict)

@@ -57,20 +57,27 @@ def describe_checkpoint(checkpoint: str | os.PathLike) -> str:
         return f"Loaded the trained model {checkpoint}."
     record = read_metrics(metrics_file)
     metrics = record.metrics
-    return (f"Loaded {checkpoint}: {record.model} trained for {metrics['epochs']} epoch(s) on "
-            f"{metrics['train_images']:,} images of {record.dataset_source}, on {metrics['device']} "
-            f"({metrics['device_name']}); test accuracy {metrics['test_accuracy']:.2%} on "
-            f"{metrics['test_images']:,} test images.")
+    tested = (
+        f"test accuracy {metrics.test_accuracy:.2%} on {metrics.test_images:,} test images"
+        if metrics.test_accuracy is not None
+        else "not tested"
+    )
+    return (
+        f"Loaded {checkpoint}: {record.model} trained for {metrics.epochs} epoch(s) on "
+        f"{metrics.train_images:,} images of {record.dataset_source}, on {metrics.device} "
+        f"({metrics.device_name}); {tested}."
+    )
 
 
 def checkpoint_dataset(classifier: Classifier, data_root: str | None = None) -> DataSplit:
     """The data set the checkpoint was trained on, at its stored size (fitted when classified)."""
     config = classifier.record.config
-    return load_dataset(config["dataset"], data_root or config["data_root"])
+    return load_dataset(config.dataset, data_root or config.data_root)
 
 
-def drawing_to_image(strokes: list[list[tuple[float, float]]], side: int = CANVAS_SIDE,
-                     width: int = STROKE_WIDTH) -> torch.Tensor:
+def drawing_to_image(
+    strokes: list[list[tuple[float, float]]], side: int = CANVAS_SIDE, width: int = STROKE_WIDTH
+) -> torch.Tensor:
     """Strokes drawn on a ``side``×``side`` canvas as a uint8 (1, 28, 28) MNIST-style digit: white
     on black, fitted into a 20×20 box and centred by its centre of mass (see the module docstring)."""
     canvas = Image.new("L", (side, side), 0)
@@ -85,8 +92,9 @@ def drawing_to_image(strokes: list[list[tuple[float, float]]], side: int = CANVA
         raise UserError("The canvas is empty: draw a digit first.")
     digit = canvas.crop(box)
     scale = MNIST_BOX / max(digit.size)
-    digit = digit.resize((max(1, round(digit.width * scale)), max(1, round(digit.height * scale))),
-                         Image.Resampling.LANCZOS)
+    digit = digit.resize(
+        (max(1, round(digit.width * scale)), max(1, round(digit.height * scale))), Image.Resampling.LANCZOS
+    )
     pixels = np.asarray(digit, dtype=np.float64)
     rows, columns = np.indices(pixels.shape)
     centre_row, centre_column = (rows * pixels).sum() / pixels.sum(), (columns * pixels).sum() / pixels.sum()
@@ -103,32 +111,47 @@ def explain(classifier: Classifier, prediction: Prediction, cam_layer: str | Non
     return grad_cam(classifier.model, image, classifier.classes.index(prediction.label), cam_layer)
 
 
-def plot_classification(classifier: Classifier, prediction: Prediction, title: str = "",
-                        cam_layer: str | None = None) -> Figure:
+def plot_classification(
+    classifier: Classifier, prediction: Prediction, title: str = "", cam_layer: str | None = None
+) -> Figure:
     """Three panels: the model's input, the top probabilities as bars, the Grad-CAM overlay."""
     figure, (input_axis, bars_axis, cam_axis) = plt.subplots(
-        1, 3, figsize=(10, 3.2), layout="constrained", gridspec_kw={"width_ratios": [1, 1.4, 1]})
+        1, 3, figsize=(10, 3.2), layout="constrained", gridspec_kw={"width_ratios": [1, 1.4, 1]}
+    )
     plots.show_image(input_axis, prediction.image)
-    input_axis.set_title(f"model input {tuple(prediction.image.shape)}" + (", inverted" if prediction.inverted else ""),
-                         fontsize=9)
+    input_axis.set_title(
+        f"model input {tuple(prediction.image.shape)}" + (", inverted" if prediction.inverted else ""),
+        fontsize=9,
+    )
     labels = [label for label, _ in prediction.top][::-1]
     values = [probability for _, probability in prediction.top][::-1]
     bars_axis.barh(labels, values, color=["tab:gray"] * (len(values) - 1) + ["tab:blue"])
     for row, value in enumerate(values):
         bars_axis.text(min(value, 0.78) + 0.02, row, f"{value:.1%}", va="center", fontsize=8)
     bars_axis.set(xlim=(0, 1), xlabel="probability", title=f"top {len(values)}: {prediction.label}")
-    plot_grad_cam(prediction.image, explain(classifier, prediction, cam_layer),
-                  f"Grad-CAM for {prediction.label!r}", axis=cam_axis)
+    plot_grad_cam(
+        prediction.image,
+        explain(classifier, prediction, cam_layer),
+        f"Grad-CAM for {prediction.label!r}",
+        axis=cam_axis,
+    )
     if title:
         figure.suptitle(title)
     return figure
 
 
-def plot_prediction_feature_maps(classifier: Classifier, prediction: Prediction, layer: str | None = None,
-                                 limit: int = 16) -> Figure:
+def plot_prediction_feature_maps(
+    classifier: Classifier, prediction: Prediction, layer: str | None = None, limit: int = 16
+) -> Figure:
     """The feature maps of ``layer`` (default: the first convolution) for a prediction's input."""
-    return plots.plot_image_feature_maps(classifier.model, prediction.image, classifier.preprocess,
-                                         layer or plots.first_conv_name(classifier.model), prediction.label, limit)
+    return plots.plot_image_feature_maps(
+        classifier.model,
+        prediction.image,
+        classifier.preprocess,
+        layer or plots.first_conv_name(classifier.model),
+        prediction.label,
+        limit,
+    )
 
 
 def figure_png(figure: Figure) -> bytes:
@@ -143,8 +166,15 @@ class ClassifierApp:
     """The widgets of the classifier and their callbacks. ``widget`` is what a notebook displays;
     ``status`` (an HTML widget with the CSS class ``cnnlib-prediction``) names the last prediction."""
 
-    def __init__(self, classifier: Classifier, data: DataSplit | None = None, *, feature_layer: str | None = None,
-                 cam_layer: str | None = None, seed: int = 0):
+    def __init__(
+        self,
+        classifier: Classifier,
+        data: DataSplit | None = None,
+        *,
+        feature_layer: str | None = None,
+        cam_layer: str | None = None,
+        seed: int = 0,
+    ):
         import ipywidgets as widgets
 
         self.classifier, self.data = classifier, data
@@ -154,8 +184,12 @@ class ClassifierApp:
         self.pen_down = False
         self.last: Prediction | None = None
 
-        self.invert = widgets.Dropdown(options=[("auto", "auto"), ("yes", True), ("no", False)], value="auto",
-                                       description="invert", layout={"width": "160px"})
+        self.invert = widgets.Dropdown(
+            options=[("auto", "auto"), ("yes", True), ("no", False)],
+            value="auto",
+            description="invert",
+            layout={"width": "160px"},
+        )
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload an image")
         self.upload.observe(self.on_upload, names="value")
         self.status = widgets.HTML("Choose an image.").add_class("cnnlib-prediction")
@@ -163,8 +197,9 @@ class ClassifierApp:
         self.maps = widgets.Image(format="png")
         sources = [widgets.HBox([self.upload, self.invert])]
         if data is not None:
-            self.index = widgets.BoundedIntText(value=0, min=0, max=len(data.test_y) - 1, description="test image",
-                                                layout={"width": "200px"})
+            self.index = widgets.BoundedIntText(
+                value=0, min=0, max=len(data.test_y) - 1, description="test image", layout={"width": "200px"}
+            )
             show_test = widgets.Button(description="Classify test image")
             show_test.on_click(self.on_test_image)
             pick = widgets.Button(description="Random test image")
@@ -212,8 +247,9 @@ class ClassifierApp:
         self.views.value, self.maps.value, self.last = views, maps, prediction
         label, probability = prediction.top[0]
         # The status changes last: once it names this image, the figures show it too.
-        self.status.value = (f"<b>{label}</b> ({probability:.1%}) for {source}"
-                             + (" (inverted: dark on light)" if prediction.inverted else ""))
+        self.status.value = f"<b>{label}</b> ({probability:.1%}) for {source}" + (
+            " (inverted: dark on light)" if prediction.inverted else ""
+        )
         return prediction
 
     def report(self, message: str) -> None:

@@ -108,48 +108,75 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 @dataclass
 class DataSplit:
-    """A data set as uint8 images (N, C, H, W) and int64 labels, with the per-channel mean and
-    standard deviation (0–1 scale) of its training images."""
+    """A data set as uint8 images (N, C, H, W) and int64 labels: the training split, the validation
+    split held out of the training images (``None`` without one), the test split, and the
+    :class:`Preprocess` of the training images (classes, input shape, per-channel mean and std)."""
 
     name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    preprocess: Preprocess
     source: str
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return tuple(self.train_x.shape[1:])
 
-    def to(self, device: torch.device | str) -> DataSplit:
-        """A copy with all four tensors on ``device``."""
-        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
-                       test_x=self.test_x.to(device), test_y=self.test_y.to(device))
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in the order of the labels."""
+        return list(self.preprocess.classes)
 
     @property
-    def preprocess(self) -> Preprocess:
-        """What a model trained on this split needs to prepare an image: classes, input shape, mean, std."""
-        return Preprocess(self.classes, self.input_shape, self.mean, self.std)
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the training images (0–1 scale)."""
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of the training images (0–1 scale)."""
+        return self.preprocess.std
+
+    @property
+    def validation_images(self) -> int:
+        """How many images the validation split holds (0 without one)."""
+        return 0 if self.val_y is None else len(self.val_y)
+
+    def to(self, device: torch.device | str) -> DataSplit:
+        """A copy with every tensor on ``device``."""
+        moved = {
+            name: None if tensor is None else tensor.to(device) for name, tensor in self._tensors().items()
+        }
+        return replace(self, **moved)
 
     def normalise(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """float32 ``(x / 255 − mean) / std`` per channel (:meth:`Preprocess.normalise`)."""
         return self.preprocess.normalise(x_uint8)
 
-    def model_input(self, x_uint8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-        """Normalised images in the memory layout the model runs in (:meth:`Preprocess.model_input`)."""
-        return self.preprocess.model_input(x_uint8, channels_last)
-
     def fitted(self, size: int, channels: int | None = None, fit: str = "auto") -> DataSplit:
-        """Both image sets brought to ``channels`` × ``size`` × ``size`` by :func:`fit_images`,
+        """Every image set brought to ``channels`` × ``size`` × ``size`` by :func:`fit_images`,
         with the statistics recomputed."""
         channels = channels or self.input_shape[0]
-        return _make_split(self.name, fit_images(self.train_x, size, channels, fit), self.train_y,
-                           fit_images(self.test_x, size, channels, fit), self.test_y, self.classes, self.source)
+        fitted = {
+            name: tensor if tensor is None or name.endswith("_y") else fit_images(tensor, size, channels, fit)
+            for name, tensor in self._tensors().items()
+        }
+        return _make_split(self.name, fitted, self.classes, self.source)
+
+    def _tensors(self) -> dict[str, torch.Tensor | None]:
+        return {
+            "train_x": self.train_x,
+            "train_y": self.train_y,
+            "val_x": self.val_x,
+            "val_y": self.val_y,
+            "test_x": self.test_x,
+            "test_y": self.test_y,
+        }
 
 
 @dataclass
@@ -167,41 +194,76 @@ class _Images:
     skipped: list[str]
 
 
-def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, *,
-                 size: int | None = None, channels: int | None = None, fit: str = "auto",
-                 subset: int | None = None, split_seed: int = 0, download: bool = False,
-                 test_fraction: float = 0.2) -> DataSplit:
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    *,
+    size: int | None = None,
+    channels: int | None = None,
+    fit: str = "auto",
+    subset: int | None = None,
+    validation: int = 0,
+    split_seed: int = 0,
+    download: bool = False,
+    test_fraction: float = 0.2,
+) -> DataSplit:
     """Load a built-in data set (:data:`DATASETS`) or a folder/archive of images as a
     :class:`DataSplit`; see the module docstring for the sources and the fitting rules.
 
     A source without its own test set is split per class by ``split_seed`` (``test_fraction`` of
-    each class); ``subset=N`` then keeps N random training images and at most N test images. The
-    split seed is not a run's training seed: runs that differ only in their seed see the same data.
+    each class); ``subset=N`` then keeps N random training images and at most N test images;
+    ``validation=N`` then holds out N of the training images as the validation split, stratified
+    by class (each class in proportion to its share). Every split is drawn with ``split_seed``, not
+    with a run's training seed: runs that differ only in their seed see the same images, and
+    every run of every recipe is compared on the same validation split. The mean and standard
+    deviation are those of the training split alone.
     """
     _check_fit_options(size, channels, fit)
     if subset is not None and subset < 1:
         raise UserError(f"subset must be a positive number of training images, not {subset}.")
+    if validation < 0:
+        raise UserError(
+            f"validation must be a number of training images to hold out, 0 or more, not {validation}."
+        )
     if not 0 < test_fraction < 1:
         raise UserError(f"test_fraction must lie strictly between 0 and 1, not {test_fraction}.")
     images = _read_source(os.fspath(name_or_path), root, size, channels, fit, download)
     if images.skipped:
         shown = ", ".join(images.skipped[:5]) + (", ..." if len(images.skipped) > 5 else "")
-        _tell(f"Skipped {len(images.skipped)} file(s) of {images.name} that PIL cannot read as images: {shown}.")
+        _tell(
+            f"Skipped {len(images.skipped)} file(s) of {images.name} that PIL cannot read as images: {shown}."
+        )
     train, test, source = (images.train_x, images.train_y), (images.test_x, images.test_y), images.source
     if images.test_x is None:
-        train_index, test_index = _stratified_split(images.train_y, test_fraction, split_seed)
+        counts = {
+            label: min(round(count * test_fraction), count - 1) for label, count in _class_counts(train[1])
+        }
+        train_index, test_index = _hold_out(train[1], counts, split_seed)
         train, test = _take(train, train_index), _take(train, test_index)
         source += f"; split {1 - test_fraction:.0%}/{test_fraction:.0%} per class with seed {split_seed}"
     if subset is not None:
         generator = torch.Generator().manual_seed(split_seed)
-        train, test = [_take(part, torch.randperm(len(part[1]), generator=generator)[:subset].sort().values)
-                       for part in (train, test)]
+        train, test = [
+            _take(part, torch.randperm(len(part[1]), generator=generator)[:subset].sort().values)
+            for part in (train, test)
+        ]
         source += f"; random subset of {len(train[1])} train / {len(test[1])} test images (seed {split_seed})"
-    (train_x, train_y), (test_x, test_y) = train, test
-    size = size or train_x.shape[-1]
-    channels = channels or train_x.shape[1]
-    return _make_split(images.name, fit_images(train_x, size, channels, fit), train_y,
-                       fit_images(test_x, size, channels, fit), test_y, images.classes, source)
+    held = None
+    if validation:
+        train_index, val_index = _hold_out(
+            train[1], _validation_counts(train[1], validation, images.classes), split_seed
+        )
+        train, held = _take(train, train_index), _take(train, val_index)
+        source += f"; {validation} training images held out for validation, per class (seed {split_seed})"
+    size = size or train[0].shape[-1]
+    channels = channels or train[0].shape[1]
+    parts = {"train": train, "val": held or (None, None), "test": test}
+    tensors = {
+        f"{part}_{axis}": tensor if tensor is None or axis == "y" else fit_images(tensor, size, channels, fit)
+        for part, pair in parts.items()
+        for axis, tensor in zip("xy", pair)
+    }
+    return _make_split(images.name, tensors, images.classes, source)
 
 
 def fit_images(x: torch.Tensor, size: int, channels: int, fit: str = "auto") -> torch.Tensor:
@@ -231,8 +293,9 @@ def read_image(file: str | os.PathLike | BinaryIO, channels: int) -> torch.Tenso
         return _decode(file, "RGB" if channels == 3 else "L")
     except Exception as error:  # PIL raises many exception types on malformed files
         name = file if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "The image")
-        raise UserError(f"{name} is not an image PIL can read ({type(error).__name__}): convert it to PNG or "
-                        f"JPEG.") from error
+        raise UserError(
+            f"{name} is not an image PIL can read ({type(error).__name__}): convert it to PNG or JPEG."
+        ) from error
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -252,16 +315,18 @@ def _luminance(x: torch.Tensor) -> torch.Tensor:
     weights = torch.tensor([299, 587, 114], dtype=torch.int32, device=x.device).view(1, 3, 1, 1)
     grey = torch.empty(x.shape[0], 1, *x.shape[2:], dtype=torch.uint8, device=x.device)
     for start in range(0, len(x), _CHUNK):
-        weighted = (x[start:start + _CHUNK].int() * weights).sum(1, keepdim=True)
-        grey[start:start + _CHUNK] = (weighted + 500) // 1000
+        weighted = (x[start : start + _CHUNK].int() * weights).sum(1, keepdim=True)
+        grey[start : start + _CHUNK] = (weighted + 500) // 1000
     return grey
 
 
 def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
     height, width = x.shape[-2:]
     if height > size or width > size:
-        raise UserError(f"Cannot pad {height}×{width} images to {size}×{size}: use fit='resize' or fit='auto' "
-                        f"for images larger than the target size.")
+        raise UserError(
+            f"Cannot pad {height}×{width} images to {size}×{size}: use fit='resize' or fit='auto' "
+            f"for images larger than the target size."
+        )
     top, left = (size - height) // 2, (size - width) // 2
     return F.pad(x, (left, size - width - left, top, size - height - top))
 
@@ -277,9 +342,10 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     top, left = (round((side - size) / 2) for side in fitted)
     resized = torch.empty(*x.shape[:2], size, size, dtype=torch.uint8, device=x.device)
     for start in range(0, len(x), _CHUNK):
-        shorter_side_fitted = F.interpolate(x[start:start + _CHUNK], size=fitted, mode="bilinear", align_corners=False,
-                                            antialias=True)
-        resized[start:start + _CHUNK] = shorter_side_fitted[..., top:top + size, left:left + size]
+        shorter_side_fitted = F.interpolate(
+            x[start : start + _CHUNK], size=fitted, mode="bilinear", align_corners=False, antialias=True
+        )
+        resized[start : start + _CHUNK] = shorter_side_fitted[..., top : top + size, left : left + size]
     return resized
 
 
@@ -296,34 +362,74 @@ def _channel_statistics(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
     return tuple(means), tuple(stds)
 
 
-def _make_split(name: str, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
-                test_y: torch.Tensor, classes: list[str], source: str) -> DataSplit:
+def _make_split(
+    name: str, tensors: dict[str, torch.Tensor | None], classes: list[str], source: str
+) -> DataSplit:
+    """A :class:`DataSplit` of ``tensors`` (keys ``train_x``, ``val_y``, ...), its statistics
+    computed on the training images."""
+    train_x = tensors["train_x"]
     mean, std = _channel_statistics(train_x)
-    return DataSplit(name, train_x.contiguous(), train_y, test_x.contiguous(), test_y, list(classes), mean, std,
-                     source)
+    contiguous = {key: None if value is None else value.contiguous() for key, value in tensors.items()}
+    return DataSplit(
+        name, preprocess=Preprocess(classes, tuple(train_x.shape[1:]), mean, std), source=source, **contiguous
+    )
 
 
 def _take(part: tuple[torch.Tensor, torch.Tensor], index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return part[0][index], part[1][index]
 
 
-def _stratified_split(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train and test indices: round(n × test_fraction) random images of each class of n go to
-    the test set, keeping at least one for training."""
+def _class_counts(labels: torch.Tensor) -> list[tuple[int, int]]:
+    values, counts = labels.unique(return_counts=True)
+    return list(zip(values.tolist(), counts.tolist()))
+
+
+def _hold_out(labels: torch.Tensor, counts: dict[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kept and held-out indices: ``counts[c]`` random images of each class ``c`` are held out."""
     generator = torch.Generator().manual_seed(seed)
-    is_test = torch.zeros(len(labels), dtype=torch.bool)
+    held = torch.zeros(len(labels), dtype=torch.bool)
     for label in labels.unique():
         members = (labels == label).nonzero().flatten()
         shuffled = members[torch.randperm(len(members), generator=generator)]
-        is_test[shuffled[:min(round(len(members) * test_fraction), len(members) - 1)]] = True
-    return (~is_test).nonzero().flatten(), is_test.nonzero().flatten()
+        held[shuffled[: counts[int(label)]]] = True
+    return (~held).nonzero().flatten(), held.nonzero().flatten()
+
+
+def _validation_counts(labels: torch.Tensor, validation: int, classes: list[str]) -> dict[int, int]:
+    """``validation`` images shared among the classes in proportion to their sizes (the largest
+    remainders round up), so that the validation split has the training split's class balance."""
+    if validation >= len(labels):
+        raise UserError(
+            f"validation={validation} would hold out every one of the {len(labels):,} training images: "
+            "hold out fewer, such as a tenth of them."
+        )
+    sizes = _class_counts(labels)
+    shares = {label: validation * count / len(labels) for label, count in sizes}
+    counts = {label: math.floor(share) for label, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda label: (counts[label] - shares[label], label))
+    for label in by_remainder[: validation - sum(counts.values())]:
+        counts[label] += 1
+    for label, count in sizes:
+        if not 0 < counts[label] < count:
+            where = "the validation split" if counts[label] == 0 else "the training split"
+            raise UserError(
+                f"validation={validation} leaves class {classes[label]!r} out of {where}: hold out "
+                f"at least {len(sizes)} images (one per class) and fewer than every image of a class."
+            )
+    return counts
 
 
 # ----------------------------------------------------------------------------- sources
 
 
-def _read_source(name: str, root: str | os.PathLike | None, size: int | None, channels: int | None, fit: str,
-                 download: bool) -> _Images:
+def _read_source(
+    name: str,
+    root: str | os.PathLike | None,
+    size: int | None,
+    channels: int | None,
+    fit: str,
+    download: bool,
+) -> _Images:
     if name == "digits":
         return _load_digits()
     if name == "mnist":
@@ -334,10 +440,14 @@ def _read_source(name: str, root: str | os.PathLike | None, size: int | None, ch
     if path.is_dir() or (path.is_file() and path.name.endswith(_ARCHIVE_SUFFIXES)):
         return _load_image_folder(path, size, channels, fit)
     if path.exists():
-        raise UserError(f"{path} is neither a folder nor a .tar, .tar.gz or .tgz archive: pass a folder of images "
-                        f"with one sub-folder per class, or an archive of one.")
-    raise UserError(f"Unknown data set {name!r}: choose one of {', '.join(DATASETS)}, or pass a folder or .tar.gz "
-                    f"of images with one sub-folder per class.")
+        raise UserError(
+            f"{path} is neither a folder nor a .tar, .tar.gz or .tgz archive: pass a folder of images "
+            f"with one sub-folder per class, or an archive of one."
+        )
+    raise UserError(
+        f"Unknown data set {name!r}: choose one of {', '.join(DATASETS)}, or pass a folder or .tar.gz "
+        f"of images with one sub-folder per class."
+    )
 
 
 def _load_digits() -> _Images:
@@ -346,8 +456,16 @@ def _load_digits() -> _Images:
     digits = load_digits()
     # Each pixel counts the set bits of a 4×4 block of the 32×32 bitmap: 0–16, scaled to 0–255.
     x = torch.from_numpy(np.rint(digits.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
-    return _Images("digits", x, torch.from_numpy(digits.target).long(), None, None,
-                   [str(digit) for digit in range(10)], "scikit-learn 8×8 digits (sklearn.datasets.load_digits)", [])
+    return _Images(
+        "digits",
+        x,
+        torch.from_numpy(digits.target).long(),
+        None,
+        None,
+        [str(digit) for digit in range(10)],
+        "scikit-learn 8×8 digits (sklearn.datasets.load_digits)",
+        [],
+    )
 
 
 def _load_mnist(root: Path, download: bool) -> _Images:
@@ -359,8 +477,10 @@ def _load_mnist(root: Path, download: bool) -> _Images:
         _download(MNIST, root, "MNIST")
     for stem in stems:
         if _find_idx(raw, stem) is None:
-            raise UserError(f"MNIST not found in {raw} (looked for {stem}[.gz]); pass --download (download=True) to "
-                            f"fetch it, or set CNNLIB_DATA to a folder that holds MNIST/raw.")
+            raise UserError(
+                f"MNIST not found in {raw} (looked for {stem}[.gz]); pass --download (download=True) to "
+                f"fetch it, or set CNNLIB_DATA to a folder that holds MNIST/raw."
+            )
     tensors = {}
     for part, (images_stem, labels_stem) in _MNIST_FILES.items():
         images = _read_idx(_find_idx(raw, images_stem), ndim=3)
@@ -369,8 +489,14 @@ def _load_mnist(root: Path, download: bool) -> _Images:
         if len(labels) != len(images):
             raise _corrupt(labels_path, f"{len(labels)} labels for {len(images)} images")
         tensors[part] = images.unsqueeze(1), labels.long()
-    return _Images("mnist", *tensors["train"], *tensors["test"], [str(digit) for digit in range(10)],
-                   "MNIST, official IDX files from MNIST/raw in the data root", [])
+    return _Images(
+        "mnist",
+        *tensors["train"],
+        *tensors["test"],
+        [str(digit) for digit in range(10)],
+        "MNIST, official IDX files from MNIST/raw in the data root",
+        [],
+    )
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -388,33 +514,39 @@ def _read_idx(path: Path, ndim: int) -> torch.Tensor:
     header = 4 + 4 * ndim
     if len(data) < header or data[:4] != bytes([0, 0, 8, ndim]):
         raise _corrupt(path, f"its magic number is not 0x0000080{ndim}")
-    shape = tuple(int.from_bytes(data[4 + 4 * axis:8 + 4 * axis], "big") for axis in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(ndim))
     if len(data) - header != math.prod(shape):
-        raise _corrupt(path, f"it holds {len(data) - header} data bytes where its header announces "
-                             f"{math.prod(shape)}")
+        raise _corrupt(
+            path, f"it holds {len(data) - header} data bytes where its header announces {math.prod(shape)}"
+        )
     return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header).view(shape)
 
 
 def _corrupt(path: Path, reason: str) -> UserError:
-    return UserError(f"{path} is corrupt ({reason}): delete it and download it again with --download "
-                     f"(download=True).")
+    return UserError(
+        f"{path} is corrupt ({reason}): delete it and download it again with --download (download=True)."
+    )
 
 
 def _download(dataset_class: type, root: Path, name: str) -> None:
     try:
         dataset_class(str(root), train=True, download=True)
     except (OSError, RuntimeError) as error:
-        raise UserError(f"Could not download {name} into {root} ({error}): check the network connection and that "
-                        f"the folder is writable, or copy the files there by hand.") from error
+        raise UserError(
+            f"Could not download {name} into {root} ({error}): check the network connection and that "
+            f"the folder is writable, or copy the files there by hand."
+        ) from error
 
 
 def _load_cifar10(root: Path, download: bool) -> _Images:
     batches, folder, archive = root / "cifar-10-batches-py", root / "cifar10-jpg", root / "cifar10-jpg.tar.gz"
     if not (batches.is_dir() or folder.is_dir() or archive.is_file()):
         if not download:
-            raise UserError(f"CIFAR-10 not found in {root} (looked for cifar-10-batches-py/, cifar10-jpg/ and "
-                            f"cifar10-jpg.tar.gz); pass --download (download=True) to fetch it, or set CNNLIB_DATA "
-                            f"to a folder that holds one of them.")
+            raise UserError(
+                f"CIFAR-10 not found in {root} (looked for cifar-10-batches-py/, cifar10-jpg/ and "
+                f"cifar10-jpg.tar.gz); pass --download (download=True) to fetch it, or set CNNLIB_DATA "
+                f"to a folder that holds one of them."
+            )
         from torchvision.datasets import CIFAR10
 
         _download(CIFAR10, root, "CIFAR-10")
@@ -423,10 +555,16 @@ def _load_cifar10(root: Path, download: bool) -> _Images:
     jpeg = folder if folder.is_dir() else archive
     images = _load_image_folder(jpeg, size=32, channels=3, fit="auto")
     if images.classes != list(CIFAR10_CLASSES) or images.test_x is None:
-        raise UserError(f"{jpeg} does not hold the CIFAR-10 JPEG copy (train/ and test/ folders of the classes "
-                        f"{', '.join(CIFAR10_CLASSES)}): remove it, or set CNNLIB_DATA to another folder.")
-    return replace(images, name="cifar10", source=f"CIFAR-10, JPEG copy (quality ~75) from {jpeg.name} in the data root: accuracies "
-                                                  f"differ slightly from the official binary set")
+        raise UserError(
+            f"{jpeg} does not hold the CIFAR-10 JPEG copy (train/ and test/ folders of the classes "
+            f"{', '.join(CIFAR10_CLASSES)}): remove it, or set CNNLIB_DATA to another folder."
+        )
+    return replace(
+        images,
+        name="cifar10",
+        source=f"CIFAR-10, JPEG copy (quality ~75) from {jpeg.name} in the data root: accuracies "
+        f"differ slightly from the official binary set",
+    )
 
 
 def _load_cifar10_batches(root: Path, batches: Path) -> _Images:
@@ -435,14 +573,22 @@ def _load_cifar10_batches(root: Path, batches: Path) -> _Images:
     try:
         train, test = CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)
     except RuntimeError as error:
-        raise UserError(f"The CIFAR-10 batches in {batches} are incomplete or corrupt: delete the folder and "
-                        f"download them again with --download (download=True).") from error
+        raise UserError(
+            f"The CIFAR-10 batches in {batches} are incomplete or corrupt: delete the folder and "
+            f"download them again with --download (download=True)."
+        ) from error
 
     def tensors(dataset: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(dataset.targets)
 
-    return _Images("cifar10", *tensors(train), *tensors(test), list(train.classes),
-                   f"CIFAR-10, official python batches from {batches}", [])
+    return _Images(
+        "cifar10",
+        *tensors(train),
+        *tensors(test),
+        list(train.classes),
+        f"CIFAR-10, official python batches from {batches}",
+        [],
+    )
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -456,7 +602,9 @@ def _load_image_folder(path: Path, size: int | None, channels: int | None, fit: 
     if path.is_dir():
         name, source = path.resolve().name, f"Image folder {path}"
     else:
-        name = path.name.removesuffix(next(suffix for suffix in _ARCHIVE_SUFFIXES if path.name.endswith(suffix)))
+        name = path.name.removesuffix(
+            next(suffix for suffix in _ARCHIVE_SUFFIXES if path.name.endswith(suffix))
+        )
         source = f"Image archive {path}"
     images = _decode_images(path, name, source, size, channels, fit)
     _write_cache(images, cached)
@@ -467,22 +615,36 @@ def _cache_key(path: Path, size: int | None, channels: int | None, fit: str) -> 
     path = path.resolve()
     if path.is_dir():
         # Every file and folder: moving an image to another class changes two folders' mtimes.
-        stats = [Path(folder, entry).stat() for folder, subfolders, files in os.walk(path, followlinks=True)
-                 for entry in (".", *files)]
+        stats = [
+            Path(folder, entry).stat()
+            for folder, subfolders, files in os.walk(path, followlinks=True)
+            for entry in (".", *files)
+        ]
     else:
         stats = [path.stat()]
-    fingerprint = (str(path), len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats),
-                   size, channels, fit, _CACHE_VERSION)
+    fingerprint = (
+        str(path),
+        len(stats),
+        sum(s.st_size for s in stats),
+        max(s.st_mtime_ns for s in stats),
+        size,
+        channels,
+        fit,
+        _CACHE_VERSION,
+    )
     return hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:24]
 
 
 def _write_cache(images: _Images, target: Path) -> None:
-    """Save the decoded images atomically; a cache that cannot be written only costs time, so it is said, not raised."""
+    """Save the decoded images atomically; a cache that cannot be written only costs time, so it is
+    said, not raised."""
     try:
         atomic_save(vars(images), target)
-    except OSError as error:
-        _tell(f"Could not cache the decoded images in {target.parent} ({error}); set CNNLIB_CACHE to a "
-              f"writable folder to make the next load fast.")
+    except UserError as error:  # atomic_save's sentence for the OSError it met, which is kept as the cause
+        _tell(
+            f"Could not cache the decoded images in {target.parent} ({error.__cause__}); set CNNLIB_CACHE "
+            f"to a writable folder to make the next load fast."
+        )
 
 
 def _tell(sentence: str) -> None:
@@ -490,12 +652,15 @@ def _tell(sentence: str) -> None:
     print(sentence, file=sys.stderr, flush=True)
 
 
-def _decode_images(path: Path, name: str, source: str, size: int | None, channels: int | None,
-                   fit: str) -> _Images:
+def _decode_images(
+    path: Path, name: str, source: str, size: int | None, channels: int | None, fit: str
+) -> _Images:
     classes, labelled = _find_layout(_list_files(path))
     if len(classes) < 2:
-        raise UserError(f"No class folders with images in {path}: expected train/ and test/ folders that each "
-                        f"hold one folder per class, or one folder per class (e.g. cat/1.jpg, dog/2.jpg).")
+        raise UserError(
+            f"No class folders with images in {path}: expected train/ and test/ folders that each "
+            f"hold one folder per class, or one folder per class (e.g. cat/1.jpg, dog/2.jpg)."
+        )
     order = sorted(labelled)
     if size is None or channels is None:
         common_height, any_colour = _survey(path, order)
@@ -521,13 +686,16 @@ def _decode_images(path: Path, name: str, source: str, size: int | None, channel
         return _Images(name, x[readable], y[readable], None, None, classes, source, skipped)
     is_test = torch.tensor([part == "test" for part in parts], dtype=torch.bool)
     train, test = readable & ~is_test, readable & is_test
-    return _Images(name, x[train], y[train], x[test], y[test], classes, f"{source} (train/ and test/ folders)",
-                   skipped)
+    return _Images(
+        name, x[train], y[train], x[test], y[test], classes, f"{source} (train/ and test/ folders)", skipped
+    )
 
 
 def _no_images(path: Path, count: int) -> UserError:
-    return UserError(f"None of the {count} files in the class folders of {path} is an image PIL can read: check "
-                     f"the folder, or convert the images to PNG or JPEG.")
+    return UserError(
+        f"None of the {count} files in the class folders of {path} is an image PIL can read: check "
+        f"the folder, or convert the images to PNG or JPEG."
+    )
 
 
 def _list_files(path: Path) -> list[PurePosixPath]:
@@ -539,8 +707,11 @@ def _list_files(path: Path) -> list[PurePosixPath]:
             relative = PurePosixPath(Path(folder).relative_to(path).as_posix())
             files += [relative / name for name in names if not name.startswith(".")]
         return files
-    return [relative for relative, _ in _archive_files(path)
-            if not any(part.startswith(".") for part in relative.parts)]
+    return [
+        relative
+        for relative, _ in _archive_files(path)
+        if not any(part.startswith(".") for part in relative.parts)
+    ]
 
 
 def _open_files(path: Path, wanted: list[PurePosixPath]) -> Iterator[tuple[PurePosixPath, Path | BinaryIO]]:
@@ -550,8 +721,9 @@ def _open_files(path: Path, wanted: list[PurePosixPath]) -> Iterator[tuple[PureP
     return _archive_files(path, set(wanted))
 
 
-def _archive_files(archive: Path, wanted: set[PurePosixPath] | None = None) -> Iterator[
-        tuple[PurePosixPath, BinaryIO | None]]:
+def _archive_files(
+    archive: Path, wanted: set[PurePosixPath] | None = None
+) -> Iterator[tuple[PurePosixPath, BinaryIO | None]]:
     """The regular files of an archive, streamed front to back (a gzip is never seeked in): all
     of them without contents, or only the ``wanted`` ones with their contents. Nothing is
     unpacked to disk, so the archive's folder may be read-only."""
@@ -564,8 +736,10 @@ def _archive_files(archive: Path, wanted: set[PurePosixPath] | None = None) -> I
                 elif member.isfile() and relative in wanted:
                     yield relative, io.BytesIO(tar.extractfile(member).read())
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise UserError(f"Could not read the archive {archive} ({error}): check that it is a complete .tar, "
-                        f".tar.gz or .tgz file.") from error
+        raise UserError(
+            f"Could not read the archive {archive} ({error}): check that it is a complete .tar, "
+            f".tar.gz or .tgz file."
+        ) from error
 
 
 def _find_layout(files: list[PurePosixPath]) -> tuple[list[str], dict[PurePosixPath, tuple[int, str]]]:
@@ -586,8 +760,10 @@ def _find_layout(files: list[PurePosixPath]) -> tuple[list[str], dict[PurePosixP
     classes = sorted({label for label, part in found.values() if part != "test"})
     extra = sorted({label for label, _ in found.values()} - set(classes))
     if extra:
-        raise UserError(f"The test/ folder has class folders that train/ lacks ({', '.join(extra)}): give train/ "
-                        f"and test/ the same class folders.")
+        raise UserError(
+            f"The test/ folder has class folders that train/ lacks ({', '.join(extra)}): give train/ "
+            f"and test/ the same class folders."
+        )
     index = {label: position for position, label in enumerate(classes)}
     return classes, {file: (index[label], part) for file, (label, part) in found.items()}
 
@@ -620,8 +796,9 @@ def _decode(file: Path | BinaryIO, mode: str) -> torch.Tensor:
         image = ImageOps.exif_transpose(image)
         if image.mode in _SIXTEEN_BIT_MODES:
             # PIL's conversion to 8 bits clips at 255; scale the 16-bit range instead.
-            image = Image.fromarray(np.clip(np.array(image, dtype=np.float64) / 257, 0, 255).round()
-                                    .astype(np.uint8))
+            image = Image.fromarray(
+                np.clip(np.array(image, dtype=np.float64) / 257, 0, 255).round().astype(np.uint8)
+            )
         elif image.mode == "P":
             image = image.convert("RGBA")  # applies the palette's transparency before the alpha is dropped
         pixels = np.array(image.convert(mode))

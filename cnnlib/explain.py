@@ -36,7 +36,9 @@ def last_spatial_layer(model: nn.Module, input_shape: tuple[int, int, int]) -> s
     with forward_hooks(model, named, hook=note), torch.no_grad():
         model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
     if not finished:
-        raise UserError("The model has no layer with a feature map larger than 1×1 to explain: use a larger input.")
+        raise UserError(
+            "The model has no layer with a feature map larger than 1×1 to explain: use a larger input."
+        )
     return finished[-1]
 
 
@@ -47,12 +49,15 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: int, layer: str | No
     modules = dict(model.named_modules())
     layer = layer or last_spatial_layer(model, tuple(image.shape))
     if layer not in modules:
-        raise UserError(f"The model has no layer {layer!r}: pick a name from its layer table (cnnlib summary).")
+        raise UserError(
+            f"The model has no layer {layer!r}: pick a name from its layer table (cnnlib summary)."
+        )
     was_training = model.training
     model.eval()
     try:
-        attribution = LayerGradCam(model, modules[layer]).attribute(image.unsqueeze(0), target=target,
-                                                                    relu_attributions=True)
+        attribution = LayerGradCam(model, modules[layer]).attribute(
+            image.unsqueeze(0), target=target, relu_attributions=True
+        )
     finally:
         model.train(was_training)
     if attribution.dim() != 4:
@@ -62,7 +67,9 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: int, layer: str | No
     return heatmap / heatmap.max() if heatmap.max() > 0 else heatmap
 
 
-def plot_grad_cam(image: torch.Tensor, heatmap: torch.Tensor, title: str = "", axis: Axes | None = None) -> Figure:
+def plot_grad_cam(
+    image: torch.Tensor, heatmap: torch.Tensor, title: str = "", axis: Axes | None = None
+) -> Figure:
     """The uint8 image (C, H, W) with its Grad-CAM map laid over it (jet colours, half transparent)."""
     figure = axis.figure if axis is not None else plt.subplots(figsize=(3, 3), layout="constrained")[0]
     axis = axis if axis is not None else figure.axes[0]

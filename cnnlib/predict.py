@@ -33,6 +33,7 @@ from cnnlib.errors import UserError
 from cnnlib.evaluate import model_from_checkpoint, predict_logits
 from cnnlib.record import Preprocess, RunRecord
 
+
 @dataclass
 class Prediction:
     """One classified image: the model's input as uint8 (C, H, W) after fitting (and
@@ -93,11 +94,13 @@ class Classifier:
         height, width = grey.shape
         ring = max(1, min(height, width) // 8)
         inside = torch.zeros(height, width, dtype=torch.bool)
-        inside[ring:height - ring, ring:width - ring] = True
-        centre = grey[height // 4:height - height // 4, width // 4:width - width // 4]
+        inside[ring : height - ring, ring : width - ring] = True
+        centre = grey[height // 4 : height - height // 4, width // 4 : width - width // 4]
         return grey[~inside].mean().item() > centre.mean().item()
 
-    def prepare(self, image: torch.Tensor, invert: str | bool = "auto", fit: str = "auto") -> tuple[torch.Tensor, bool]:
+    def prepare(
+        self, image: torch.Tensor, invert: str | bool = "auto", fit: str = "auto"
+    ) -> tuple[torch.Tensor, bool]:
         """A uint8 (1 or 3, H, W) image brought to the model's input as training did, and
         whether it was inverted (``invert``: "auto", True or False)."""
         if invert not in ("auto", True, False):
@@ -107,13 +110,23 @@ class Classifier:
             image = 255 - image
         return fit_images(image.unsqueeze(0), self.input_shape[1], self.input_shape[0], fit)[0], flip
 
-    def predict(self, image: torch.Tensor | str | os.PathLike, top_k: int = 5, invert: str | bool = "auto",
-                fit: str = "auto") -> Prediction:
+    def predict(
+        self,
+        image: torch.Tensor | str | os.PathLike,
+        top_k: int = 5,
+        invert: str | bool = "auto",
+        fit: str = "auto",
+    ) -> Prediction:
         """Classify a uint8 (C, H, W) image or an image file."""
         return self.predict_many([image], top_k, invert, fit)[0]
 
-    def predict_many(self, images: list[torch.Tensor | str | os.PathLike], top_k: int = 5,
-                     invert: str | bool = "auto", fit: str = "auto") -> list[Prediction]:
+    def predict_many(
+        self,
+        images: list[torch.Tensor | str | os.PathLike],
+        top_k: int = 5,
+        invert: str | bool = "auto",
+        fit: str = "auto",
+    ) -> list[Prediction]:
         """Classify several images (uint8 tensors or files) in one batch."""
         if top_k < 1:
             raise UserError(f"top_k must be a positive number of classes, not {top_k}.")
@@ -128,7 +141,9 @@ class Classifier:
             prepared.append(fitted)
             flips.append(flipped)
         batch = torch.stack(prepared).to(self.device)
-        probabilities = predict_logits(self.model, self.preprocess, batch).softmax(1).cpu()
+        # fp32 whatever the run trained in: a few images take no time, and the probabilities then
+        # match the exported ONNX network's (cnnlib.export) to within 1e-4.
+        probabilities = predict_logits(self.model, self.preprocess, batch, amp=False).softmax(1).cpu()
         k = min(top_k, len(self.classes))
         predictions = []
         for source, fitted, flipped, row in zip(sources, prepared, flips, probabilities):
@@ -150,8 +165,11 @@ def image_files(paths: list[str | os.PathLike]) -> list[Path]:
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(file for file in path.rglob("*") if file.is_file()
-                            and not any(part.startswith(".") for part in file.relative_to(path).parts))
+            files += sorted(
+                file
+                for file in path.rglob("*")
+                if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts)
+            )
         elif path.exists():
             files.append(path)
         else:
@@ -159,9 +177,14 @@ def image_files(paths: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def predict_files(classifier: Classifier, paths: list[str | os.PathLike], top_k: int = 5,
-                  invert: str | bool = "auto", fit: str = "auto",
-                  batch_size: int = 256) -> tuple[list[Prediction], list[tuple[str, str]]]:
+def predict_files(
+    classifier: Classifier,
+    paths: list[str | os.PathLike],
+    top_k: int = 5,
+    invert: str | bool = "auto",
+    fit: str = "auto",
+    batch_size: int = 256,
+) -> tuple[list[Prediction], list[tuple[str, str]]]:
     """Classify image files and folders of them; returns the predictions and, for every file
     that could not be read, its name and the reason. One bad file never stops the others."""
     predictions, failures = [], []
@@ -172,7 +195,7 @@ def predict_files(classifier: Classifier, paths: list[str | os.PathLike], top_k:
         except UserError as error:
             failures.append((str(file), str(error)))
     for start in range(0, len(readable), batch_size):
-        chunk = readable[start:start + batch_size]
+        chunk = readable[start : start + batch_size]
         batch = classifier.predict_many([image for _, image in chunk], top_k, invert, fit)
         for (file, _), prediction in zip(chunk, batch):
             prediction.source = str(file)

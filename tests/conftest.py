@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 
+import contextlib
 import gzip
 import io
 import os
@@ -58,7 +59,8 @@ def cifar_batch() -> tuple[torch.Tensor, torch.Tensor]:
         for member in tar:
             parts = member.name.split("/")
             if len(parts) == 4 and parts[1] == "test" and parts[2] not in images:
-                images[parts[2]] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+                image = Image.open(io.BytesIO(tar.extractfile(member).read()))
+                images[parts[2]] = np.asarray(image.convert("RGB"))
                 if len(images) == 10:
                     break
     x = torch.tensor(np.stack(list(images.values())), dtype=torch.float32).permute(0, 3, 1, 2) / 255
@@ -92,8 +94,11 @@ def half_width_conv_macs_ratio():
         model = create(name, 10, shape[0], shape[1:], width_mult=width_mult)
         table = layer_table(model, shape)
         convs = table[table["type"] == "Conv2d"]
-        return sum(macs for index, (layer, macs) in enumerate(zip(convs["name"], convs["macs"]))
-                   if keep(model.get_submodule(layer), index))
+        return sum(
+            macs
+            for index, (layer, macs) in enumerate(zip(convs["name"], convs["macs"]))
+            if keep(model.get_submodule(layer), index)
+        )
 
     def ratio(name: str, keep=lambda module, index: True) -> float:
         return conv_macs(name, 0.5, keep) / conv_macs(name, 1.0, keep)
@@ -102,60 +107,59 @@ def half_width_conv_macs_ratio():
 
 
 @pytest.fixture(scope="session")
-def assert_width_mult_errors():
+def user_error():
+    """``with user_error(*words) as caught:`` expects :class:`cnnlib.errors.UserError` with one sentence
+    (one line ending in a full stop) that holds each of ``words``: what a test pins is the essentials (the
+    setting's name, the bad value, the fix), not the wording around them."""
+    from cnnlib.errors import UserError
+
+    @contextlib.contextmanager
+    def expect(*words: str):
+        with pytest.raises(UserError) as caught:
+            yield caught
+        message = str(caught.value)
+        assert "\n" not in message and message.endswith("."), f"not one sentence: {message!r}"
+        missing = [word for word in words if word not in message]
+        assert not missing, f"{message!r} does not say {missing}"
+
+    return expect
+
+
+@pytest.fixture(scope="session")
+def assert_width_mult_errors(user_error):
     """``check(name, tiny, layer)``: ``width_mult`` ≤ 0, not a number, or ``tiny`` (which leaves
     ``layer`` of model ``name`` with no channels) is a one-sentence UserError that says what to use."""
-    from cnnlib.errors import UserError
     from cnnlib.models import create
 
     def check(name: str, tiny: float, layer: str) -> None:
         for bad in (0, -1, "wide"):
-            with pytest.raises(UserError, match=rf"^width_mult must be a positive number such as 1\.0 or 0\.5, "
-                                                rf"not {bad!r}\.$"):
+            with user_error("width_mult", repr(bad), "positive number"):
                 create(name, 10, 3, 32, width_mult=bad)
-        with pytest.raises(UserError, match=rf"^width_mult {tiny} leaves {re.escape(layer)} of .* with no channels: "
-                                            r"use at least 0\.\d+\.$") as error:
+        with user_error(f"width_mult {tiny}", layer, "no channels", "use at least") as error:
             create(name, 10, 3, 32, width_mult=tiny)
-        minimum = float(str(error.value).rsplit(" ", 1)[-1].rstrip("."))
+        minimum = float(re.search(r"use at least (\d+\.\d+)", str(error.value)).group(1))
         create(name, 10, 3, 32, width_mult=minimum)  # the advice holds: the narrowest layer keeps one channel
 
     return check
 
 
-# `make test-fast` runs `pytest -m "not slow"`. Slow: notebook execution, the built site and a browser,
-# Ray, several processes, long training and ImageNet-size forward passes of every network (each above
-# ~10 s on 2 CPU cores, or many seconds together); `make test` runs them too.
-SLOW_MODULES = {"test_notebooks.py", "test_book.py", "test_classifier_browser.py", "test_sweep_ray.py"}
-SLOW_TESTS = {
-    "test_benchmarks.py": {"test_eval_batch_benchmark_reports_every_model_and_batch",
-                           "test_precision_benchmark_reports_both_precisions",
-                           "test_reference_gpu_script_dry_run_on_the_cpu"},
-    "test_cli.py": {"test_summary_json_agrees_with_torchvision_model_card"},
-    "test_data.py": {"test_cifar10_jpeg_copy_is_decoded_once_then_cached"},
-    "test_models_classic.py": {"test_vgg_paper_init_stalls_the_deeper_plain_nets",
-                               "test_torchvision_weights_load_and_give_the_same_logits"},
-    "test_models_modern.py": {"test_imagenet_size_output_shape", "test_resnet_output_sizes_match_table1",
-                              "test_one_sgd_step_lowers_the_loss"},
-    "test_sweep.py": {"test_two_by_two_grid_in_two_processes_gives_four_rows",
-                      "test_named_settings_keep_their_parameters_together_and_resume",
-                      "test_notebook_sweep_keeps_each_executed_notebook"},
-    "test_train.py": {"test_real_mnist_reaches_a_floor"},
-}
+# `make test-fast` runs `pytest -m "not slow"`; `make test` runs every test. A test is slow when it takes over
+# ~10 s on 2 CPU cores, or needs the built site, a browser, Ray or several processes: mark it where it is
+# written, with `@pytest.mark.slow` on the test or `pytestmark = pytest.mark.slow` for a whole module, so that
+# the mark moves with the test when it is renamed (a misspelt mark fails under --strict-markers).
 
 
-# `make test` runs the tests in two pytest-xdist workers (--dist loadgroup). A module's tests stay on one worker,
-# so that its module- and session-scoped fixtures (the built site, the Ray head, models) are made once; the
-# notebooks, which share none, are spread over both.
+# `make test` runs the tests in two pytest-xdist workers (--dist loadgroup). A module's tests stay on one
+# worker, so that its module- and session-scoped fixtures (the built site, the Ray head, models) are made
+# once; the notebooks, which share none, are spread over both.
 SPREAD_MODULES = {"test_notebooks.py"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the slow tests ``slow`` (by module, or by test function within a module), and group each module's
-    tests for pytest-xdist."""
+    """Group each module's tests for pytest-xdist (where it is loaded: ``-p no:xdist`` runs without it)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     for item in items:
-        module = item.path.name
-        if module in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS.get(module, ()):
-            item.add_marker(pytest.mark.slow)
-        if module not in SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
+        if item.path.name not in SPREAD_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))

@@ -22,9 +22,13 @@ def on_meta(name: str, side: int = 224, **options) -> nn.Module:
 
 
 def conv_shapes(model: nn.Module) -> dict[str, tuple]:
-    """Every convolution of ``model`` by name, in order: channels in and out, kernel, stride, padding, groups."""
-    return {name: (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.groups)
-            for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    """Every convolution of ``model`` by name, in order: channels in and out, kernel, stride, padding,
+    groups."""
+    return {
+        name: (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.groups)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d)
+    }
 
 
 def count_params(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
@@ -37,7 +41,9 @@ def count_macs(model: nn.Module, side: int = 224) -> tuple[float, dict[str, floa
     device = next(model.parameters()).device
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.empty(1, 3, side, side, device=device))
-    per_module = {key.partition(".")[2]: sum(ops.values()) / 2 for key, ops in counter.get_flop_counts().items()}
+    per_module = {
+        key.partition(".")[2]: sum(ops.values()) / 2 for key, ops in counter.get_flop_counts().items()
+    }
     return counter.get_total_flops() / 2, per_module
 
 
@@ -53,6 +59,7 @@ def io_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict[str
     def record(name: str):
         def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
             shapes.setdefault(name, (tuple(args[0].shape[1:]), tuple(out.shape[1:])))
+
         return hook
 
     handles = [model.get_submodule(name).register_forward_hook(record(name)) for name in modules]

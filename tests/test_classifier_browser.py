@@ -25,8 +25,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "classifier.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
@@ -35,8 +41,10 @@ def chromium() -> str:
     """Debian's Chromium, checked before anything slow is set up."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None or importlib.util.find_spec("playwright") is None:
-        message = ("Chromium or the playwright package is missing: install them with `apt-get install -y chromium` "
-                   "and `pip install -e '.[test]'` (the classifier's browser test needs both).")
+        message = (
+            "Chromium or the playwright package is missing: install them with `apt-get install -y chromium` "
+            "and `pip install -e '.[test]'` (the classifier's browser test needs both)."
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -57,32 +65,65 @@ def lab(tmp_path):
     from cnnlib.train import train
 
     run = tmp_path / "run"
-    train(TrainConfig(model="lenet5", dataset="digits", subset=300, epochs=1, device="cpu", out=str(run),
-                      progress=False))
+    train(
+        TrainConfig(
+            model="lenet5", dataset="digits", subset=300, epochs=1, device="cpu", out=str(run), progress=False
+        )
+    )
     served = tmp_path / "lab"
     served.mkdir()
-    papermill.execute_notebook(str(NOTEBOOK), str(served / "classifier.ipynb"), prepare_only=True,
-                               parameters={"checkpoint": str(run / "checkpoint.pt"), "out": str(tmp_path / "unused"),
-                                           "device": "cpu", "examples": [0]},
-                               kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(served / "classifier.ipynb"),
+        prepare_only=True,
+        parameters={
+            "checkpoint": str(run / "checkpoint.pt"),
+            "out": str(tmp_path / "unused"),
+            "device": "cpu",
+            "examples": [0],
+        },
+        kernel_name="python3",
+        progress_bar=False,
+    )
     # Start the notebook's kernel without asking, and no news pop-up over the widgets.
-    for extension, name, values in (("notebook-extension", "tracker", '{"autoStartDefaultKernel": true}'),
-                                    ("apputils-extension", "notification", '{"fetchNews": "false"}')):
+    for extension, name, values in (
+        ("notebook-extension", "tracker", '{"autoStartDefaultKernel": true}'),
+        ("apputils-extension", "notification", '{"fetchNews": "false"}'),
+    ):
         folder = tmp_path / "settings" / "@jupyterlab" / extension
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.jupyterlab-settings").write_text(values)
     port = _free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "CNNLIB_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        "CNNLIB_CACHE": str(tmp_path / "cache"),
+    }
     log = open(tmp_path / "lab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-         "--ServerApp.allow_root=True", "--LabApp.extension_manager=readonly",
-         f"--ServerApp.root_dir={served}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--ServerApp.allow_root=True",
+            "--LabApp.extension_manager=readonly",
+            f"--ServerApp.root_dir={served}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -106,8 +147,11 @@ def lab(tmp_path):
 
 @pytest.fixture()
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ["CNNLIB_ARTIFACTS"]) if os.environ.get("CNNLIB_ARTIFACTS") else \
-        tmp_path_factory.mktemp("artifacts")
+    folder = (
+        Path(os.environ["CNNLIB_ARTIFACTS"])
+        if os.environ.get("CNNLIB_ARTIFACTS")
+        else tmp_path_factory.mktemp("artifacts")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -142,7 +186,9 @@ def test_notebook_widgets_work_in_jupyterlab(chromium, lab, artifacts):
             page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
             page.mouse.down()
             for step in range(1, 11):
-                page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.15 + 0.07 * step))
+                page.mouse.move(
+                    box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.15 + 0.07 * step)
+                )
             page.mouse.up()
             page.get_by_role("button", name="Classify drawing").click()
             expect(status).to_contain_text("for your drawing", timeout=30_000)

@@ -10,20 +10,26 @@ from pathlib import Path
 import pytest
 
 
-
 def test_models_lists_one_name_per_line(run_cli):
     status, out, _ = run_cli("models")
-    assert status == 0 and "lenet5" in out.splitlines()
+    lines = out.splitlines()
+    assert status == 0 and "lenet5" in [line.split()[0] for line in lines]
+    assert "LeNet-5 (LeCun et al. 1998)" in lines[0]  # each name with its paper
 
 
 def test_console_script_and_module_agree():
-    for command in ([str(Path(sys.executable).parent / "cnnlib"), "models"], [sys.executable, "-m", "cnnlib", "models"]):
+    for command in (
+        [str(Path(sys.executable).parent / "cnnlib"), "models"],
+        [sys.executable, "-m", "cnnlib", "models"],
+    ):
         finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert finished.returncode == 0 and "lenet5" in finished.stdout.split()
 
 
 def test_summary_json_has_totals_and_layers(run_cli):
-    status, out, _ = run_cli("summary", "--model", "lenet5", "--format", "json", "--model-option", "variant=paper")
+    status, out, _ = run_cli(
+        "summary", "--model", "lenet5", "--format", "json", "--model-option", "variant=paper"
+    )
     summary = json.loads(out)
     assert status == 0 and summary["total_params"] == 60_000 and summary["input_shape"] == [1, 32, 32]
     c1 = next(layer for layer in summary["layers"] if layer["name"].endswith("C1"))
@@ -43,9 +49,14 @@ def test_summary_table_and_csv(run_cli):
     ("argv", "message"),
     [
         (["summary", "--model", "lenet6"], "Unknown model 'lenet6': choose one of lenet5"),
-        (["summary", "--model", "lenet5", "--input-size", "1", "28", "28"],
-         "too small for LeNet5: layer features.C5"),
-        (["summary", "--model", "lenet5", "--model-option", "variant=tiny"], "Unknown LeNet-5 variant 'tiny'"),
+        (
+            ["summary", "--model", "lenet5", "--input-size", "1", "28", "28"],
+            "too small for LeNet5: layer features.C5",
+        ),
+        (
+            ["summary", "--model", "lenet5", "--model-option", "variant=tiny"],
+            "Unknown LeNet-5 variant 'tiny'",
+        ),
         (["train", "--dataset", "imagenet"], "imagenet"),
         (["evaluate", "--checkpoint", "no/such/checkpoint.pt"], "does not exist: train a model first"),
     ],
@@ -97,16 +108,36 @@ def test_bad_key_values_are_one_sentence(run_cli, argv, message):
 def test_key_values_are_typed_and_dashes_in_keys_are_underscores():
     from cnnlib.cli import key_values
 
-    assert key_values(["width-mult=0.5", "aux_logits=false", "depth=3", "variant=paper"], "--model-option") == {
-        "width_mult": 0.5, "aux_logits": False, "depth": 3, "variant": "paper"}
+    assert key_values(
+        ["width-mult=0.5", "aux_logits=false", "depth=3", "variant=paper"], "--model-option"
+    ) == {"width_mult": 0.5, "aux_logits": False, "depth": 3, "variant": "paper"}
     assert key_values(["lr=0.1,1e-2", "nesterov=true,False"], "--grid", many=True) == {
-        "lr": [0.1, 0.01], "nesterov": [True, False]}
+        "lr": [0.1, 0.01],
+        "nesterov": [True, False],
+    }
 
 
 def test_train_then_evaluate(run_cli, tmp_path):
-    status, out, _ = run_cli("train", "--model", "lenet5", "--dataset", "digits", "--epochs", "3",
-                         "--batch_size", "32", "--optimizer", "adam", "--lr", "0.002", "--device", "cpu",
-                         "--no-progress", "--out", str(tmp_path))
+    status, out, _ = run_cli(
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "3",
+        "--batch_size",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+    )
     assert status == 0 and "test accuracy" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["batch_size"] == 32 and metrics["config"]["optimizer"] == "adam"
@@ -116,21 +147,33 @@ def test_train_then_evaluate(run_cli, tmp_path):
     assert status == 0 and report["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
-# Networks that are the same as torchvision's, with the option that makes them so, and torchvision's model card.
+# Networks that are the same as torchvision's, with the option that makes them so, and torchvision's
+# model card.
 SAME_AS_TORCHVISION = [
     ("alexnet", ["variant=torchvision"], "AlexNet_Weights"),
-    ("vgg11", [], "VGG11_Weights"), ("vgg13", [], "VGG13_Weights"), ("vgg16", [], "VGG16_Weights"),
-    ("vgg19", [], "VGG19_Weights"), ("vgg11_bn", [], "VGG11_BN_Weights"), ("vgg16_bn", [], "VGG16_BN_Weights"),
+    ("vgg11", [], "VGG11_Weights"),
+    ("vgg13", [], "VGG13_Weights"),
+    ("vgg16", [], "VGG16_Weights"),
+    ("vgg19", [], "VGG19_Weights"),
+    ("vgg11_bn", [], "VGG11_BN_Weights"),
+    ("vgg16_bn", [], "VGG16_BN_Weights"),
     ("vgg19_bn", [], "VGG19_BN_Weights"),
     ("googlenet", ["variant=torchvision", "aux_logits=false"], "GoogLeNet_Weights"),
-    ("resnet18", [], "ResNet18_Weights"), ("resnet34", [], "ResNet34_Weights"),
-    ("resnet50", ["stride_on=3x3"], "ResNet50_Weights"), ("resnet101", ["stride_on=3x3"], "ResNet101_Weights"),
-    ("resnet152", ["stride_on=3x3"], "ResNet152_Weights"), ("densenet121", [], "DenseNet121_Weights"),
-    ("mobilenet_v2", [], "MobileNet_V2_Weights"), ("efficientnet_b0", [], "EfficientNet_B0_Weights"),
+    ("resnet18", [], "ResNet18_Weights"),
+    ("resnet34", [], "ResNet34_Weights"),
+    ("resnet50", ["stride_on=3x3"], "ResNet50_Weights"),
+    ("resnet101", ["stride_on=3x3"], "ResNet101_Weights"),
+    ("resnet152", ["stride_on=3x3"], "ResNet152_Weights"),
+    ("densenet121", [], "DenseNet121_Weights"),
+    ("mobilenet_v2", [], "MobileNet_V2_Weights"),
+    ("efficientnet_b0", [], "EfficientNet_B0_Weights"),
 ]
 
 
-@pytest.mark.parametrize(("name", "options", "card"), SAME_AS_TORCHVISION, ids=[row[0] for row in SAME_AS_TORCHVISION])
+@pytest.mark.parametrize(
+    ("name", "options", "card"), SAME_AS_TORCHVISION, ids=[row[0] for row in SAME_AS_TORCHVISION]
+)
+@pytest.mark.slow
 def test_summary_json_agrees_with_torchvision_model_card(run_cli, name, options, card):
     import torchvision
 
@@ -149,7 +192,15 @@ def test_summary_json_agrees_with_torchvision_model_card(run_cli, name, options,
 
 def test_every_model_is_listed(run_cli):
     _, out, _ = run_cli("models")
-    expected = {"lenet5", "alexnet", "nin", "googlenet", "densenet121", "mobilenet_v2", "efficientnet_b0",
-                *(f"vgg{depth}{suffix}" for depth in (11, 13, 16, 19) for suffix in ("", "_bn")),
-                *(f"resnet{depth}" for depth in (10, 14, 16, 18, 26, 34, 50, 101, 152))}
+    expected = {
+        "lenet5",
+        "alexnet",
+        "nin",
+        "googlenet",
+        "densenet121",
+        "mobilenet_v2",
+        "efficientnet_b0",
+        *(f"vgg{depth}{suffix}" for depth in (11, 13, 16, 19) for suffix in ("", "_bn")),
+        *(f"resnet{depth}" for depth in (10, 14, 16, 18, 26, 34, 50, 101, 152)),
+    }
     assert expected <= set(out.split())

@@ -99,7 +99,9 @@ def test_mnist_from_the_official_idx_files(data_root: Path):
     assert int((mnist.train_y == 1).sum()) == 6742
     assert torch.bincount(mnist.test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     # The normalisation constants quoted with MNIST everywhere (PyTorch's MNIST example).
-    assert mnist.mean == pytest.approx((0.1307,), abs=1e-4) and mnist.std == pytest.approx((0.3081,), abs=1e-4)
+    assert mnist.mean == pytest.approx((0.1307,), abs=1e-4) and mnist.std == pytest.approx(
+        (0.3081,), abs=1e-4
+    )
     # No absolute path of the machine that read it: the source string ends up in metrics.json and the book.
     assert mnist.source == "MNIST, official IDX files from MNIST/raw in the data root"
 
@@ -149,7 +151,9 @@ def test_cifar10_jpeg_copy_is_decoded_once_then_cached(monkeypatch, data_root: P
     assert cifar.mean == pytest.approx((0.4914, 0.4822, 0.4465), abs=0.01)
     assert sorted(os.listdir(data_root)) == data_files  # nothing unpacked beside the archive
     archive = data_root / "cifar10-jpg.tar.gz"
-    assert (data_module.cache_dir() / "tensors" / f"{data_module._cache_key(archive, 32, 3, 'auto')}.pt").is_file()
+    assert (
+        data_module.cache_dir() / "tensors" / f"{data_module._cache_key(archive, 32, 3, 'auto')}.pt"
+    ).is_file()
     # The second load reads the cached tensors: no image is decoded again.
     monkeypatch.setattr(data_module, "_decode", lambda *args: pytest.fail("decoded an image again"))
     again = load_dataset("cifar10")
@@ -157,7 +161,10 @@ def test_cifar10_jpeg_copy_is_decoded_once_then_cached(monkeypatch, data_root: P
 
 
 def test_subset_is_drawn_by_seed():
-    first, same = load_dataset("mnist", subset=500, split_seed=3), load_dataset("mnist", subset=500, split_seed=3)
+    first, same = (
+        load_dataset("mnist", subset=500, split_seed=3),
+        load_dataset("mnist", subset=500, split_seed=3),
+    )
     other = load_dataset("mnist", subset=500, split_seed=4)
     assert len(first.train_y) == len(first.test_y) == 500
     assert torch.equal(first.train_x, same.train_x) and torch.equal(first.test_y, same.test_y)
@@ -232,7 +239,10 @@ def test_train_test_layout_is_kept_and_a_class_folder_layout_is_split_by_seed(tm
 
     folder = _grey_folder(tmp_path / "split", per_class=10)
     split = load_dataset(folder)
-    assert torch.bincount(split.train_y).tolist() == [8, 8] and torch.bincount(split.test_y).tolist() == [2, 2]
+    assert torch.bincount(split.train_y).tolist() == [8, 8] and torch.bincount(split.test_y).tolist() == [
+        2,
+        2,
+    ]
     assert torch.equal(load_dataset(folder).test_x, split.test_x)
     assert not torch.equal(load_dataset(folder, split_seed=1).test_x, split.test_x)
     every_image = torch.cat([split.train_x, split.test_x]).flatten(1)[:, 0].sort().values
@@ -300,12 +310,18 @@ def test_resize_keeps_the_aspect_ratio_and_auto_resizes_small_or_large_images():
     assert torch.equal(fit_images(flat, 32, 3, "resize"), torch.full((2, 3, 32, 32), 99, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("height, width, size", [(32, 32, 8), (28, 28, 32), (37, 53, 20), (100, 30, 24), (61, 61, 32)])
+@pytest.mark.parametrize(
+    "height, width, size", [(32, 32, 8), (28, 28, 32), (37, 53, 20), (100, 30, 24), (61, 61, 32)]
+)
 def test_resize_gives_torchvisions_resize_and_centre_crop_bytes(height, width, size):
     from torchvision.transforms import v2
 
-    images = torch.randint(0, 256, (4, 3, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    torchvision_fit = v2.Compose([v2.Resize(size, v2.InterpolationMode.BILINEAR, antialias=True), v2.CenterCrop(size)])
+    images = torch.randint(
+        0, 256, (4, 3, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    torchvision_fit = v2.Compose(
+        [v2.Resize(size, v2.InterpolationMode.BILINEAR, antialias=True), v2.CenterCrop(size)]
+    )
     assert torch.equal(fit_images(images, size, 3, "resize"), torchvision_fit(images))
 
 
@@ -329,43 +345,67 @@ def _message(*args, **kwargs) -> str:
 
 def test_unknown_name_lists_the_built_in_sets():
     assert DATASETS == ("digits", "mnist", "cifar10")
-    assert _message("imagenet") == ("Unknown data set 'imagenet': choose one of digits, mnist, cifar10, or pass a "
-                                    "folder or .tar.gz of images with one sub-folder per class.")
+    assert _message("imagenet") == (
+        "Unknown data set 'imagenet': choose one of digits, mnist, cifar10, or pass a "
+        "folder or .tar.gz of images with one sub-folder per class."
+    )
 
 
 def test_missing_sets_say_where_they_were_looked_for(tmp_path: Path):
     assert _message("mnist", root=tmp_path) == (
         f"MNIST not found in {tmp_path / 'MNIST' / 'raw'} (looked for train-images-idx3-ubyte[.gz]); pass "
-        f"--download (download=True) to fetch it, or set CNNLIB_DATA to a folder that holds MNIST/raw.")
+        f"--download (download=True) to fetch it, or set CNNLIB_DATA to a folder that holds MNIST/raw."
+    )
     assert _message("cifar10", root=tmp_path) == (
-        f"CIFAR-10 not found in {tmp_path} (looked for cifar-10-batches-py/, cifar10-jpg/ and cifar10-jpg.tar.gz); "
-        f"pass --download (download=True) to fetch it, or set CNNLIB_DATA to a folder that holds one of them.")
+        f"CIFAR-10 not found in {tmp_path} (looked for cifar-10-batches-py/, cifar10-jpg/ and "
+        f"cifar10-jpg.tar.gz); pass --download (download=True) to fetch it, or set CNNLIB_DATA to a "
+        f"folder that holds one of them."
+    )
     (tmp_path / "cifar-10-batches-py").mkdir()
     assert _message("cifar10", root=tmp_path) == (
-        f"The CIFAR-10 batches in {tmp_path / 'cifar-10-batches-py'} are incomplete or corrupt: delete the folder "
-        f"and download them again with --download (download=True).")
+        f"The CIFAR-10 batches in {tmp_path / 'cifar-10-batches-py'} are incomplete or corrupt: delete "
+        f"the folder and download them again with --download (download=True)."
+    )
 
 
-@pytest.mark.parametrize("content, reason", [
-    (gzip.compress(bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes(4)), "its magic number is not 0x00000803"),
-    (gzip.compress(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (60000, 28, 28)) + bytes(100)),
-     "it holds 100 data bytes where its header announces 47040000"),
-    (b"not gzip at all", "unreadable: Not a gzipped file (b'no')"),
-], ids=["wrong magic number", "short of data", "not gzip"])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (
+            gzip.compress(bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes(4)),
+            "its magic number is not 0x00000803",
+        ),
+        (
+            gzip.compress(
+                bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (60000, 28, 28)) + bytes(100)
+            ),
+            "it holds 100 data bytes where its header announces 47040000",
+        ),
+        (b"not gzip at all", "unreadable: Not a gzipped file (b'no')"),
+    ],
+    ids=["wrong magic number", "short of data", "not gzip"],
+)
 def test_corrupt_idx_file_is_named_with_what_to_do(tmp_path: Path, content: bytes, reason: str):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (raw / f"{stem}.gz").write_bytes(content)
     assert _message("mnist", root=tmp_path) == (
         f"{raw / 'train-images-idx3-ubyte.gz'} is corrupt ({reason}): delete it and download it again with "
-        f"--download (download=True).")
+        f"--download (download=True)."
+    )
 
 
 def test_folders_without_class_folders_say_which_layout_is_expected(tmp_path: Path):
-    expected = ("No class folders with images in {}: expected train/ and test/ folders that each hold one folder "
-                "per class, or one folder per class (e.g. cat/1.jpg, dog/2.jpg).")
+    expected = (
+        "No class folders with images in {}: expected train/ and test/ folders that each hold one folder "
+        "per class, or one folder per class (e.g. cat/1.jpg, dog/2.jpg)."
+    )
     (tmp_path / "empty").mkdir()
     assert _message(tmp_path / "empty") == expected.format(tmp_path / "empty")
     _save(tmp_path / "loose" / "1.png", Image.new("L", (8, 8)))
@@ -373,33 +413,43 @@ def test_folders_without_class_folders_say_which_layout_is_expected(tmp_path: Pa
     for name in ("a", "b"):
         (tmp_path / "junk" / name).mkdir(parents=True)
         (tmp_path / "junk" / name / "1.jpg").write_bytes(b"junk")
-    assert _message(tmp_path / "junk") == (f"None of the 2 files in the class folders of {tmp_path / 'junk'} is an "
-                                           f"image PIL can read: check the folder, or convert the images to PNG "
-                                           f"or JPEG.")
+    assert _message(tmp_path / "junk") == (
+        f"None of the 2 files in the class folders of {tmp_path / 'junk'} is an "
+        f"image PIL can read: check the folder, or convert the images to PNG "
+        f"or JPEG."
+    )
     _grey_folder(tmp_path / "mismatch" / "train", per_class=2, classes=("a", "b"))
     _grey_folder(tmp_path / "mismatch" / "test", per_class=2, classes=("a", "c"))
-    assert _message(tmp_path / "mismatch") == ("The test/ folder has class folders that train/ lacks (c): give "
-                                               "train/ and test/ the same class folders.")
+    assert _message(tmp_path / "mismatch") == (
+        "The test/ folder has class folders that train/ lacks (c): give "
+        "train/ and test/ the same class folders."
+    )
 
 
 def test_paths_that_are_no_image_folder_or_archive(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("hello")
     assert _message(tmp_path / "notes.txt") == (
-        f"{tmp_path / 'notes.txt'} is neither a folder nor a .tar, .tar.gz or .tgz archive: pass a folder of images "
-        f"with one sub-folder per class, or an archive of one.")
+        f"{tmp_path / 'notes.txt'} is neither a folder nor a .tar, .tar.gz or .tgz archive: pass a folder "
+        f"of images with one sub-folder per class, or an archive of one."
+    )
     (tmp_path / "broken.tar.gz").write_bytes(b"junk")
-    assert _message(tmp_path / "broken.tar.gz").startswith(f"Could not read the archive {tmp_path / 'broken.tar.gz'}")
+    assert _message(tmp_path / "broken.tar.gz").startswith(
+        f"Could not read the archive {tmp_path / 'broken.tar.gz'}"
+    )
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"subset": 0}, "subset must be a positive number of training images, not 0."),
-    ({"subset": -5}, "subset must be a positive number of training images, not -5."),
-    ({"test_fraction": 0}, "test_fraction must lie strictly between 0 and 1, not 0."),
-    ({"test_fraction": 1.5}, "test_fraction must lie strictly between 0 and 1, not 1.5."),
-    ({"fit": "crop"}, "Unknown fit 'crop': choose 'auto', 'pad' or 'resize'."),
-    ({"channels": 2}, "channels must be 1 (grey) or 3 (colour), not 2."),
-    ({"size": 0}, "size must be a positive number of pixels, not 0."),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"subset": 0}, "subset must be a positive number of training images, not 0."),
+        ({"subset": -5}, "subset must be a positive number of training images, not -5."),
+        ({"test_fraction": 0}, "test_fraction must lie strictly between 0 and 1, not 0."),
+        ({"test_fraction": 1.5}, "test_fraction must lie strictly between 0 and 1, not 1.5."),
+        ({"fit": "crop"}, "Unknown fit 'crop': choose 'auto', 'pad' or 'resize'."),
+        ({"channels": 2}, "channels must be 1 (grey) or 3 (colour), not 2."),
+        ({"size": 0}, "size must be a positive number of pixels, not 0."),
+    ],
+)
 def test_bad_options(options: dict, message: str):
     assert _message("digits", **options) == message
 
@@ -407,8 +457,10 @@ def test_bad_options(options: dict, message: str):
 def test_padding_an_image_larger_than_the_target():
     with pytest.raises(UserError) as caught:
         fit_images(torch.zeros(1, 1, 40, 40, dtype=torch.uint8), 32, 1, "pad")
-    assert str(caught.value) == ("Cannot pad 40×40 images to 32×32: use fit='resize' or fit='auto' for images "
-                                 "larger than the target size.")
+    assert str(caught.value) == (
+        "Cannot pad 40×40 images to 32×32: use fit='resize' or fit='auto' for images "
+        "larger than the target size."
+    )
 
 
 def test_data_root_and_cache_dir_precedence(monkeypatch, tmp_path: Path):
@@ -424,3 +476,50 @@ def test_data_root_and_cache_dir_precedence(monkeypatch, tmp_path: Path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert data_module.cache_dir() == tmp_path / ".cache" / "cnnlib"
+
+
+def test_a_validation_split_is_stratified_fixed_and_held_out_of_the_training_images():
+    whole, held = load_dataset("digits"), load_dataset("digits", validation=360)
+    assert len(held.train_y) + len(held.val_y) == len(whole.train_y) == 1438 and len(held.val_y) == 360
+    # Each class keeps its share of the training split (the largest remainders rounded up), to within one
+    # image.
+    shares = whole.train_y.bincount().double() * 360 / 1438
+    assert ((held.val_y.bincount().double() - shares).abs() < 1).all()
+    # Held out, not copied: every training image is in exactly one of the two splits, and the test split
+    # is untouched.
+    combined = torch.cat([held.train_x, held.val_x]).flatten(1)
+    assert sorted(map(bytes, combined.numpy())) == sorted(map(bytes, whole.train_x.flatten(1).numpy()))
+    assert torch.equal(held.test_x, whole.test_x)
+    # The statistics are the training split's alone.
+    assert held.mean[0] == pytest.approx(held.train_x.float().mean().item() / 255, rel=1e-5)
+    assert held.validation_images == 360 and whole.validation_images == 0 and whole.val_x is None
+
+
+def test_the_validation_split_is_the_same_for_every_seed_and_fitting():
+    from cnnlib.config import TrainConfig
+    from cnnlib.run_state import prepare_data
+
+    runs = [
+        prepare_data(
+            TrainConfig(model="lenet5", dataset="digits", validation=200, seed=seed), torch.device("cpu")
+        )
+        for seed in (0, 1, 7)
+    ]
+    for other in runs[1:]:
+        assert torch.equal(other.val_x, runs[0].val_x) and torch.equal(other.val_y, runs[0].val_y)
+        assert torch.equal(other.train_x, runs[0].train_x)
+    assert runs[0].val_x.shape[1:] == (1, 32, 32)  # fitted to LeNet-5's input with the other splits
+
+
+@pytest.mark.parametrize(
+    "validation, words",
+    [
+        (-1, ("validation", "0 or more", "-1")),
+        (1438, ("validation=1438", "every one of the 1,438 training images", "fewer")),
+        (5, ("validation=5", "class", "out of the validation split", "at least 10")),
+    ],
+)
+def test_a_validation_split_that_cannot_be_made_is_one_sentence(validation, words):
+    with pytest.raises(UserError) as caught:
+        load_dataset("digits", validation=validation)
+    assert all(word in str(caught.value) for word in words) and str(caught.value).count(". ") == 0

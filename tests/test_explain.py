@@ -21,7 +21,7 @@ def grad_cam_by_hand(model: nn.Module, layer: nn.Module, image: torch.Tensor, ta
     score = model(image.unsqueeze(0))[0, target]
     handle.remove()
     maps = captured["maps"]
-    gradient, = torch.autograd.grad(score, maps)
+    (gradient,) = torch.autograd.grad(score, maps)
     weights = gradient.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * maps).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0].detach()
@@ -62,7 +62,9 @@ def test_default_layer_is_the_last_with_feature_maps():
 
 def test_unknown_or_flat_layer_is_a_user_error():
     lenet = models.create("lenet5")
-    with pytest.raises(UserError, match=r"^The model has no layer 'features\.C9': pick a name from its layer table"):
+    with pytest.raises(
+        UserError, match=r"^The model has no layer 'features\.C9': pick a name from its layer table"
+    ):
         grad_cam(lenet, torch.randn(1, 32, 32), 0, "features.C9")
     with pytest.raises(UserError, match=r"^Layer 'classifier\.F6' does not output feature maps"):
         grad_cam(lenet, torch.randn(1, 32, 32), 0, "classifier.F6")

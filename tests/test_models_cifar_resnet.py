@@ -86,8 +86,11 @@ def test_output_shapes_on_real_images(name, cifar_batch):
     images, _ = cifar_batch
     model = build(name, 32).eval()
     shapes = io_shapes(model, images[:2], ["conv2_x", "conv3_x", "conv4_x", "fc"])
-    assert [shapes[stage][1] for stage in ("conv2_x", "conv3_x", "conv4_x")] == [(16, 32, 32), (32, 16, 16),
-                                                                                 (64, 8, 8)]
+    assert [shapes[stage][1] for stage in ("conv2_x", "conv3_x", "conv4_x")] == [
+        (16, 32, 32),
+        (32, 16, 16),
+        (64, 8, 8),
+    ]
     assert shapes["fc"] == ((64,), (10,))
     with torch.no_grad():
         assert model(images[:2]).shape == (2, 10)
@@ -96,7 +99,11 @@ def test_output_shapes_on_real_images(name, cifar_batch):
 def test_width_mult_scales_the_three_stages(cifar_batch, assert_width_mult_errors):
     model = build("resnet20", 32, width_mult=0.5).eval()
     assert model.conv1.conv.out_channels == 8
-    assert [getattr(model, f"conv{index}_x")[-1].branch[-1].conv.out_channels for index in (2, 3, 4)] == [8, 16, 32]
+    assert [getattr(model, f"conv{index}_x")[-1].branch[-1].conv.out_channels for index in (2, 3, 4)] == [
+        8,
+        16,
+        32,
+    ]
     with torch.no_grad():
         assert model(cifar_batch[0][:2]).shape == (2, 10)
     assert_width_mult_errors("resnet20", 0.01, "conv1")
@@ -113,14 +120,32 @@ def test_paper_init_is_he_normal_with_the_fan_out():
 def test_small_input_is_not_an_option():
     from cnnlib.errors import UserError
 
-    with pytest.raises(UserError, match=r"^Model 'resnet20' has no option 'small_input': its options are "
-                                        r"width_mult, init\.$"):
+    with pytest.raises(
+        UserError,
+        match=r"^Model 'resnet20' has no option 'small_input': its options are "
+        r"width_mult, init\.$",
+    ):
         build("resnet20", 32, small_input=True)
 
 
 def test_resnet20_trains_one_epoch_on_200_digits(run_cli, tmp_path):
-    status, out, err = run_cli("train", "--model", "resnet20", "--dataset", "digits", "--subset", "200",
-                               "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--no-progress",
-                               "--out", str(tmp_path))
+    status, out, err = run_cli(
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "digits",
+        "--subset",
+        "200",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+    )
     assert status == 0, err
     assert "test accuracy" in out

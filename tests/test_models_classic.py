@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-from shapes import build, conv_shapes, count_macs, count_params, io_shapes, on_meta
 import torch
 import torchvision
+from shapes import build, conv_shapes, count_macs, count_params, io_shapes, on_meta
 from torch import nn
 
 from cnnlib.errors import UserError
@@ -22,8 +22,19 @@ from cnnlib.models import create, names, spec
 from cnnlib.models.alexnet import response_norm
 from cnnlib.models.blocks import ResponseNorm
 
-CLASSIC = ["alexnet", "nin", "vgg11", "vgg13", "vgg16", "vgg19",
-           "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "googlenet"]
+CLASSIC = [
+    "alexnet",
+    "nin",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "googlenet",
+]
 IMAGENET_SIDE = {"alexnet": 227}  # the others: 224
 INITS = ("paper", "xavier", "kaiming", "pytorch")
 DATA = Path(os.environ.get("CNNLIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -35,6 +46,7 @@ def output_shapes(model: nn.Module, x: torch.Tensor, modules: list[str]) -> dict
 
 
 # --- every model: registry, shapes, one training step, options -------------------------------
+
 
 def test_every_classic_model_is_registered():
     assert set(CLASSIC) <= set(names())
@@ -91,6 +103,7 @@ def test_one_sgd_step_lowers_the_loss(name, cifar_batch):
     assert after < before
 
 
+@pytest.mark.slow
 def test_vgg_paper_init_stalls_the_deeper_plain_nets(cifar_batch):
     # §3.1: "bad initialisation can stall learning due to the instability of gradient in deep
     # nets"; the authors trained A from random weights and started B, D, E from A's layers.
@@ -104,8 +117,10 @@ def test_vgg_paper_init_stalls_the_deeper_plain_nets(cifar_batch):
             first_layer_gradient[column, init] = model.features[0].weight.grad.norm().item()
     paper = [first_layer_gradient[column, "paper"] for column in VGG_NAMES]
     assert paper == sorted(paper, reverse=True)  # A > B > D > E: vanishing with depth
-    assert all(first_layer_gradient[column, "paper"] * 100 < first_layer_gradient[column, "xavier"]
-               for column in VGG_NAMES)
+    assert all(
+        first_layer_gradient[column, "paper"] * 100 < first_layer_gradient[column, "xavier"]
+        for column in VGG_NAMES
+    )
 
 
 def _expected_std(scheme: str, name: str, weight: torch.Tensor) -> float:
@@ -132,23 +147,36 @@ def test_init_schemes_give_their_weight_scale(name, init):
         assert all(layer.bias is None or not layer.bias.any() for layer in layers)
 
 
-@pytest.mark.parametrize("name,message", [
-    ("alexnet", "Unknown init 'he' for AlexNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-    ("nin", "Unknown init 'he' for NiN: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-    ("vgg16", "Unknown init 'he' for VGG configuration D: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-    ("googlenet", "Unknown init 'he' for GoogLeNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("alexnet", "Unknown init 'he' for AlexNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
+        ("nin", "Unknown init 'he' for NiN: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
+        (
+            "vgg16",
+            "Unknown init 'he' for VGG configuration D: choose one of 'paper', 'xavier', 'kaiming', "
+            "'pytorch'.",
+        ),
+        (
+            "googlenet",
+            "Unknown init 'he' for GoogLeNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'.",
+        ),
+    ],
+)
 def test_unknown_init_is_a_user_error(name, message):
     with pytest.raises(UserError) as error:
         build(name, 32, init="he")
     assert str(error.value) == message
 
 
-@pytest.mark.parametrize("name,message", [
-    ("alexnet", "Unknown AlexNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
-    ("googlenet", "Unknown GoogLeNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
-    ("nin", "Unknown NiN variant 'caffe': choose one of 'paper', 'paper_bn'."),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("alexnet", "Unknown AlexNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
+        ("googlenet", "Unknown GoogLeNet variant 'caffe': choose one of 'paper', 'paper_bn', 'torchvision'."),
+        ("nin", "Unknown NiN variant 'caffe': choose one of 'paper', 'paper_bn'."),
+    ],
+)
 def test_unknown_variant_is_a_user_error(name, message):
     with pytest.raises(UserError) as error:
         build(name, 32, variant="caffe")
@@ -157,6 +185,7 @@ def test_unknown_variant_is_a_user_error(name, message):
 
 # --- width_mult (MobileNetV1 Sec. 3.3, MobileNetV2 Sec. 6.1) --------------------------------
 
+
 @pytest.mark.parametrize("name", CLASSIC)
 def test_half_width_costs_a_quarter_of_the_convolution_macs(name, half_width_conv_macs_ratio):
     # The first convolution is left out: its input is the image's 3 channels, which width_mult does
@@ -164,14 +193,27 @@ def test_half_width_costs_a_quarter_of_the_convolution_macs(name, half_width_con
     assert half_width_conv_macs_ratio(name, lambda conv, index: index > 0) == pytest.approx(1 / 4, rel=0.10)
 
 
-@pytest.mark.parametrize("name, options, widths", [
-    ("alexnet", {}, {"features.0": 48, "features.4": 128, "features.8": 192, "classifier.0": 2048}),
-    ("alexnet", {"variant": "torchvision"}, {"features.0": 32, "features.3": 96, "classifier.1": 2048}),
-    ("nin", {}, {"features.mlpconv1.0": 48, "features.mlpconv4.2": 512, "features.mlpconv4.4": 1000}),
-    ("vgg16", {}, {"features.0": 32, "features.28": 256, "classifier.0": 2048, "classifier.6": 1000}),
-    ("googlenet", {}, {"conv1.conv": 32, "conv3.conv": 96, "inception3a.branch3.0.conv": 8,
-                       "inception5b.branch2.1.conv": 192, "aux1.conv.conv": 64, "aux1.fc1": 512}),
-])
+@pytest.mark.parametrize(
+    "name, options, widths",
+    [
+        ("alexnet", {}, {"features.0": 48, "features.4": 128, "features.8": 192, "classifier.0": 2048}),
+        ("alexnet", {"variant": "torchvision"}, {"features.0": 32, "features.3": 96, "classifier.1": 2048}),
+        ("nin", {}, {"features.mlpconv1.0": 48, "features.mlpconv4.2": 512, "features.mlpconv4.4": 1000}),
+        ("vgg16", {}, {"features.0": 32, "features.28": 256, "classifier.0": 2048, "classifier.6": 1000}),
+        (
+            "googlenet",
+            {},
+            {
+                "conv1.conv": 32,
+                "conv3.conv": 96,
+                "inception3a.branch3.0.conv": 8,
+                "inception5b.branch2.1.conv": 192,
+                "aux1.conv.conv": 64,
+                "aux1.fc1": 512,
+            },
+        ),
+    ],
+)
 def test_half_width_halves_every_layer_but_the_class_outputs(name, options, widths):
     model = on_meta(name, IMAGENET_SIDE.get(name, 224), width_mult=0.5, **options)
     for layer, channels in widths.items():
@@ -181,13 +223,25 @@ def test_half_width_halves_every_layer_but_the_class_outputs(name, options, widt
 
 def test_alexnet_paper_width_keeps_whole_channels_per_tower():
     model = build("alexnet", 32, width_mult=0.3)  # 96 × 0.3 = 28.8: 14 + 14 kernels, one tower each
-    assert [conv.out_channels for conv in model.features if isinstance(conv, nn.Conv2d)] == [28, 76, 116, 116, 76]
+    assert [conv.out_channels for conv in model.features if isinstance(conv, nn.Conv2d)] == [
+        28,
+        76,
+        116,
+        116,
+        76,
+    ]
 
 
-@pytest.mark.parametrize("name, tiny, layer", [
-    ("alexnet", 0.001, "conv1"), ("nin", 0.001, "mlpconv1 conv3"), ("vgg11", 0.001, "conv1"),
-    ("vgg19_bn", 0.001, "conv1"), ("googlenet", 0.01, "ch5x5_reduce of inception3a"),
-])
+@pytest.mark.parametrize(
+    "name, tiny, layer",
+    [
+        ("alexnet", 0.001, "conv1"),
+        ("nin", 0.001, "mlpconv1 conv3"),
+        ("vgg11", 0.001, "conv1"),
+        ("vgg19_bn", 0.001, "conv1"),
+        ("googlenet", 0.01, "ch5x5_reduce of inception3a"),
+    ],
+)
 def test_width_mult_errors(name, tiny, layer, assert_width_mult_errors):
     assert_width_mult_errors(name, tiny, layer)
 
@@ -203,7 +257,11 @@ def test_cli_summary_at_a_quarter_width(name, run_cli):
 
 CARDS = [
     ("alexnet", {"variant": "torchvision"}, torchvision.models.AlexNet_Weights),
-    *[(name, {}, getattr(torchvision.models, name.upper() + "_Weights")) for name in CLASSIC if name.startswith("vgg")],
+    *[
+        (name, {}, getattr(torchvision.models, name.upper() + "_Weights"))
+        for name in CLASSIC
+        if name.startswith("vgg")
+    ],
     ("googlenet", {"variant": "torchvision", "aux_logits": False}, torchvision.models.GoogLeNet_Weights),
 ]
 
@@ -225,11 +283,20 @@ def test_googlenet_card_counts_the_network_without_its_auxiliary_heads():
     assert round(count_macs(with_heads, 224)[0] / 1e9, 3) == card["_ops"]  # eval mode: heads idle
 
 
-@pytest.mark.parametrize("name,options,reference", [
-    ("alexnet", {"variant": "torchvision"}, lambda: torchvision.models.alexnet()),
-    ("googlenet", {"variant": "torchvision"}, lambda: torchvision.models.googlenet(aux_logits=True, init_weights=True)),
-    ("vgg11_bn", {}, lambda: torchvision.models.vgg11_bn()),
-], ids=["alexnet", "googlenet", "vgg11_bn"])
+@pytest.mark.parametrize(
+    "name,options,reference",
+    [
+        ("alexnet", {"variant": "torchvision"}, lambda: torchvision.models.alexnet()),
+        (
+            "googlenet",
+            {"variant": "torchvision"},
+            lambda: torchvision.models.googlenet(aux_logits=True, init_weights=True),
+        ),
+        ("vgg11_bn", {}, lambda: torchvision.models.vgg11_bn()),
+    ],
+    ids=["alexnet", "googlenet", "vgg11_bn"],
+)
+@pytest.mark.slow
 def test_torchvision_weights_load_and_give_the_same_logits(name, options, reference):
     torch.manual_seed(0)
     theirs = reference().eval()
@@ -241,6 +308,7 @@ def test_torchvision_weights_load_and_give_the_same_logits(name, options, refere
 
 
 # --- AlexNet (Krizhevsky et al. 2012) ---------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def alexnet_227() -> nn.Module:
@@ -257,7 +325,12 @@ def test_alexnet_kernels_are_those_of_section_3_5(alexnet_227):
     # 3×3×256", "384 kernels of size 3×3×192", "256 kernels of size 3×3×192"; FC layers 4096.
     convs = [m for m in alexnet_227.features if isinstance(m, nn.Conv2d)]
     assert [tuple(c.weight.shape) for c in convs] == [
-        (96, 3, 11, 11), (256, 48, 5, 5), (384, 256, 3, 3), (384, 192, 3, 3), (256, 192, 3, 3)]
+        (96, 3, 11, 11),
+        (256, 48, 5, 5),
+        (384, 256, 3, 3),
+        (384, 192, 3, 3),
+        (256, 192, 3, 3),
+    ]
     assert [c.groups for c in convs] == [1, 2, 1, 2, 2]  # §3.2: GPUs talk only at conv3 and the FC layers
     assert [m.out_features for m in alexnet_227.classifier if isinstance(m, nn.Linear)] == [4096, 4096, 1000]
 
@@ -265,7 +338,13 @@ def test_alexnet_kernels_are_those_of_section_3_5(alexnet_227):
 def test_alexnet_feature_maps_at_227_are_those_of_section_3_5(alexnet_227):
     convs = [f"features.{i}" for i, m in enumerate(alexnet_227.features) if isinstance(m, nn.Conv2d)]
     shapes = output_shapes(alexnet_227, torch.randn(1, 3, 227, 227), [*convs, "features"])
-    assert [shapes[c] for c in convs] == [(96, 55, 55), (256, 27, 27), (384, 13, 13), (384, 13, 13), (256, 13, 13)]
+    assert [shapes[c] for c in convs] == [
+        (96, 55, 55),
+        (256, 27, 27),
+        (384, 13, 13),
+        (384, 13, 13),
+        (256, 13, 13),
+    ]
     assert shapes["features"] == (256, 6, 6)  # fc6 sees 6×6×256 = 9216 inputs
 
 
@@ -294,7 +373,7 @@ def test_alexnet_response_normalisation_is_section_3_3():
     k, n, alpha, beta = 2.0, 5, 1e-4, 0.75
     expected = torch.empty_like(a)
     for i in range(a.shape[1]):
-        window = a[:, max(0, i - n // 2):min(a.shape[1], i + n // 2 + 1)]
+        window = a[:, max(0, i - n // 2) : min(a.shape[1], i + n // 2 + 1)]
         expected[:, i] = a[:, i] / (k + alpha * window.pow(2).sum(1)) ** beta
     torch.testing.assert_close(response_norm()(a), expected)
 
@@ -303,7 +382,10 @@ def test_alexnet_response_normalisation_is_section_3_3():
 def test_response_norm_equals_torchs_forward_and_backward(size):
     a = (torch.randn(2, 13, 5, 5) * 10).to(memory_format=torch.channels_last).requires_grad_()
     b = a.detach().clone().contiguous().requires_grad_()
-    ours, torchs = ResponseNorm(size, alpha=5e-4, beta=0.75, k=2.0), nn.LocalResponseNorm(size, 5e-4, 0.75, 2.0)
+    ours, torchs = (
+        ResponseNorm(size, alpha=5e-4, beta=0.75, k=2.0),
+        nn.LocalResponseNorm(size, 5e-4, 0.75, 2.0),
+    )
     torch.testing.assert_close(ours(a), torchs(b))
     ours(a).pow(2).sum().backward()
     torchs(b).pow(2).sum().backward()
@@ -338,6 +420,7 @@ def test_alexnet_small_form_swaps_only_conv1():
 
 # --- NiN (Lin et al. 2014) --------------------------------------------------------------------
 
+
 def _mlpconvs(model: nn.Module) -> list[nn.Sequential]:
     return [block for name, block in model.features.named_children() if name.startswith("mlpconv")]
 
@@ -361,26 +444,59 @@ def test_nin_imagenet_form_matches_the_released_model():
     assert [shapes[p] for p in pools] == [(96, 27, 27), (256, 13, 13), (384, 6, 6), (1000, 6, 6)]
     # conv1 11×11×3×96, cccp 96², conv2 5×5×96×256, cccp 256², conv3 3×3×256×384, cccp 384²,
     # conv4 3×3×384×1024, cccp7 1024², cccp8 1024×1000, each with its biases.
-    expected = (11 * 11 * 3 * 96 + 96 + 2 * (96 * 96 + 96) + 5 * 5 * 96 * 256 + 256 + 2 * (256 * 256 + 256)
-                + 3 * 3 * 256 * 384 + 384 + 2 * (384 * 384 + 384) + 3 * 3 * 384 * 1024 + 1024
-                + 1024 * 1024 + 1024 + 1024 * 1000 + 1000)
+    expected = (
+        11 * 11 * 3 * 96
+        + 96
+        + 2 * (96 * 96 + 96)
+        + 5 * 5 * 96 * 256
+        + 256
+        + 2 * (256 * 256 + 256)
+        + 3 * 3 * 256 * 384
+        + 384
+        + 2 * (384 * 384 + 384)
+        + 3 * 3 * 384 * 1024
+        + 1024
+        + 1024 * 1024
+        + 1024
+        + 1024 * 1000
+        + 1000
+    )
     assert count_params(model) == expected
     assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout3"]
 
 
 def test_nin_cifar_form_matches_section_4_2():
     model = build("nin", 32).eval()
-    shapes = output_shapes(model, torch.randn(1, 3, 32, 32), ["features.pool1", "features.pool2", "features.mlpconv3"])
+    shapes = output_shapes(
+        model, torch.randn(1, 3, 32, 32), ["features.pool1", "features.pool2", "features.mlpconv3"]
+    )
     assert list(shapes.values()) == [(96, 16, 16), (192, 8, 8), (10, 8, 8)]
     assert [m.kernel_size for m in (b[0] for b in _mlpconvs(model))] == [(5, 5), (5, 5), (3, 3)]
     assert (type(model.features.pool1), type(model.features.pool2)) == (nn.MaxPool2d, nn.AvgPool2d)
     # 192-160-96, 192-192-192, 192-192-10 with biases
-    expected = (5 * 5 * 3 * 192 + 192 + 192 * 160 + 160 + 160 * 96 + 96 + 5 * 5 * 96 * 192 + 192
-                + 2 * (192 * 192 + 192) + 3 * 3 * 192 * 192 + 192 + 192 * 192 + 192 + 192 * 10 + 10)
+    expected = (
+        5 * 5 * 3 * 192
+        + 192
+        + 192 * 160
+        + 160
+        + 160 * 96
+        + 96
+        + 5 * 5 * 96 * 192
+        + 192
+        + 2 * (192 * 192 + 192)
+        + 3 * 3 * 192 * 192
+        + 192
+        + 192 * 192
+        + 192
+        + 192 * 10
+        + 10
+    )
     assert count_params(model) == expected
     # §4.1: dropout on the outputs of all but the last mlpconv layer
-    assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout1", "dropout2"]
-
+    assert [n for n, m in model.features.named_children() if isinstance(m, nn.Dropout)] == [
+        "dropout1",
+        "dropout2",
+    ]
 
 
 def test_alexnet_with_batch_norm_is_the_paper_network_with_batch_norm_and_no_lrn(cifar_batch):
@@ -389,7 +505,10 @@ def test_alexnet_with_batch_norm_is_the_paper_network_with_batch_norm_and_no_lrn
     # §3.5 and the two towers of §3.2 (batch norm shifts the modules' indices, so compare in order)
     assert list(conv_shapes(with_bn).values()) == list(conv_shapes(paper).values())
     kinds = [type(m) for m in with_bn.features]
-    pooled, unpooled = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d], [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    pooled, unpooled = (
+        [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d],
+        [nn.Conv2d, nn.BatchNorm2d, nn.ReLU],
+    )
     assert kinds == pooled * 2 + unpooled * 2 + pooled  # Ioffe & Szegedy §3.2; no LRN (their §4.2.1)
     assert all(m.bias is None for m in with_bn.features if isinstance(m, nn.Conv2d))
     assert [type(m) for m in with_bn.classifier] == [type(m) for m in paper.classifier]  # fc6–fc8 and dropout
@@ -403,11 +522,17 @@ def test_nin_with_batch_norm_is_the_cifar_network_with_batch_norm_before_every_r
     assert list(conv_shapes(with_bn).values()) == list(conv_shapes(paper).values())
     for normed in _mlpconvs(with_bn):
         assert [type(m) for m in normed] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * 3  # Ioffe & Szegedy §3.2
-        assert all(m.bias is None for m in normed if isinstance(m, nn.Conv2d))  # batch norm's shift replaces the bias
+        assert all(
+            m.bias is None for m in normed if isinstance(m, nn.Conv2d)
+        )  # batch norm's shift replaces the bias
     # each convolution loses its bias and its batch norm gains a scale and a shift
     assert count_params(with_bn) - count_params(paper) == sum(
-        m.out_channels for m in with_bn.modules() if isinstance(m, nn.Conv2d))
-    assert [n for n, m in with_bn.features.named_children() if isinstance(m, nn.Dropout)] == ["dropout1", "dropout2"]
+        m.out_channels for m in with_bn.modules() if isinstance(m, nn.Conv2d)
+    )
+    assert [n for n, m in with_bn.features.named_children() if isinstance(m, nn.Dropout)] == [
+        "dropout1",
+        "dropout2",
+    ]
     images, _ = cifar_batch
     assert with_bn.train()(images).shape == (len(images), 10)
 
@@ -427,13 +552,14 @@ def test_nin_dropout_rate_is_an_option_and_zero_leaves_the_layers_out():
 # Table 1, in the paper's notation (the final soft-max is the loss).
 TABLE_1 = {
     "A": "conv3-64 maxpool conv3-128 maxpool conv3-256 conv3-256 maxpool conv3-512 conv3-512 maxpool "
-         "conv3-512 conv3-512 maxpool",
+    "conv3-512 conv3-512 maxpool",
     "B": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 maxpool "
-         "conv3-512 conv3-512 maxpool conv3-512 conv3-512 maxpool",
+    "conv3-512 conv3-512 maxpool conv3-512 conv3-512 maxpool",
     "D": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 conv3-256 maxpool "
-         "conv3-512 conv3-512 conv3-512 maxpool conv3-512 conv3-512 conv3-512 maxpool",
-    "E": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 conv3-256 conv3-256 maxpool "
-         "conv3-512 conv3-512 conv3-512 conv3-512 maxpool conv3-512 conv3-512 conv3-512 conv3-512 maxpool",
+    "conv3-512 conv3-512 conv3-512 maxpool conv3-512 conv3-512 conv3-512 maxpool",
+    "E": "conv3-64 conv3-64 maxpool conv3-128 conv3-128 maxpool conv3-256 conv3-256 conv3-256 conv3-256 "
+    "maxpool conv3-512 conv3-512 conv3-512 conv3-512 maxpool conv3-512 conv3-512 conv3-512 conv3-512 "
+    "maxpool",
 }
 TABLE_2_MILLIONS = {"A": 133, "B": 133, "D": 138, "E": 144}
 VGG_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
@@ -456,13 +582,18 @@ def test_vgg_layers_follow_table_1(column):
     for name in (VGG_NAMES[column], VGG_NAMES[column] + "_bn"):
         assert _table_1_notation(on_meta(name, 224)) == TABLE_1[column] + " FC-4096 FC-4096 FC-1000"
     bn_layers = list(on_meta(VGG_NAMES[column] + "_bn", 224).features)
-    assert all(isinstance(after, nn.BatchNorm2d)
-               for layer, after in zip(bn_layers, bn_layers[1:]) if isinstance(layer, nn.Conv2d))
+    assert all(
+        isinstance(after, nn.BatchNorm2d)
+        for layer, after in zip(bn_layers, bn_layers[1:])
+        if isinstance(layer, nn.Conv2d)
+    )
 
 
 @pytest.mark.parametrize("column", TABLE_2_MILLIONS)
 def test_vgg_parameter_counts_match_table_2(column):
-    assert count_params(on_meta(VGG_NAMES[column], 224)) / 1e6 == pytest.approx(TABLE_2_MILLIONS[column], abs=0.5)
+    assert count_params(on_meta(VGG_NAMES[column], 224)) / 1e6 == pytest.approx(
+        TABLE_2_MILLIONS[column], abs=0.5
+    )
 
 
 def test_vgg_small_form_is_one_linear_layer_and_reaches_1x1_at_28(mnist_batch):
@@ -474,6 +605,7 @@ def test_vgg_small_form_is_one_linear_layer_and_reaches_1x1_at_28(mnist_batch):
 
 
 # --- GoogLeNet (Szegedy et al. 2015) ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def googlenet_224() -> nn.Module:
@@ -513,7 +645,8 @@ def test_googlenet_output_sizes_follow_table_1(googlenet_224):
     last_module = {row: entry[3][-1] for row, entry in TABLE_1_GOOGLENET.items()}
     shapes = output_shapes(googlenet_224, torch.randn(1, 3, 224, 224), list(last_module.values()))
     assert {row: shapes[module] for row, module in last_module.items()} == {
-        row: entry[0] for row, entry in TABLE_1_GOOGLENET.items()}
+        row: entry[0] for row, entry in TABLE_1_GOOGLENET.items()
+    }
 
 
 def test_googlenet_params_and_ops_follow_table_1(googlenet_224):
@@ -525,8 +658,12 @@ def test_googlenet_params_and_ops_follow_table_1(googlenet_224):
     for row, (_, params_k, ops_m, modules) in TABLE_1_GOOGLENET.items():
         if params_k is None:
             continue
-        weights = sum(p.numel() for m in modules for n, p in googlenet_224.get_submodule(m).named_parameters()
-                      if n.endswith("weight"))
+        weights = sum(
+            p.numel()
+            for m in modules
+            for n, p in googlenet_224.get_submodule(m).named_parameters()
+            if n.endswith("weight")
+        )
         ours_ops = sum(macs[m] for m in modules) / 1e6
         if row not in PARAMS_ERRATA:
             assert weights / 1024 == pytest.approx(params_k, rel=0.02), row
@@ -537,7 +674,9 @@ def test_googlenet_params_and_ops_follow_table_1(googlenet_224):
 
 
 def test_googlenet_paper_form_has_5x5_branches_lrn_and_no_batch_norm(googlenet_224):
-    fifth_branches = [m.branch3[1].conv.kernel_size for n, m in googlenet_224.named_children() if n.startswith("incep")]
+    fifth_branches = [
+        m.branch3[1].conv.kernel_size for n, m in googlenet_224.named_children() if n.startswith("incep")
+    ]
     assert fifth_branches == [(5, 5)] * 9
     assert sum(isinstance(m, nn.LocalResponseNorm) for m in googlenet_224.modules()) == 2  # Fig. 3
     assert not any(isinstance(m, nn.BatchNorm2d) for m in googlenet_224.modules())
@@ -572,13 +711,19 @@ def test_googlenet_auxiliary_classifiers_follow_section_5(googlenet_224):
     for aux, channels in ((googlenet_224.aux1, 512), (googlenet_224.aux2, 528)):  # on 4a and 4d
         assert (aux.pool.kernel_size, aux.pool.stride) == (5, 3)
         assert (aux.conv.conv.kernel_size, aux.conv.conv.out_channels) == ((1, 1), 128)
-        assert (aux.conv.conv.in_channels, aux.fc1.in_features, aux.fc1.out_features) == (channels, 128 * 4 * 4, 1024)
+        assert (aux.conv.conv.in_channels, aux.fc1.in_features, aux.fc1.out_features) == (
+            channels,
+            128 * 4 * 4,
+            1024,
+        )
         assert aux.dropout.p == 0.7
     x = torch.randn(1, 3, 224, 224)
     assert output_shapes(googlenet_224, x, ["aux1.pool", "aux2.pool"]) == {}  # eval mode: the heads idle
     try:  # §5: "4×4×512 output for the (4a), and 4×4×528 for the (4d) stage"
         assert output_shapes(googlenet_224.train(), x, ["aux1.pool", "aux2.pool"]) == {
-            "aux1.pool": (512, 4, 4), "aux2.pool": (528, 4, 4)}
+            "aux1.pool": (512, 4, 4),
+            "aux2.pool": (528, 4, 4),
+        }
     finally:
         googlenet_224.eval()
     assert googlenet_224.aux_weight == 0.3
@@ -615,8 +760,11 @@ def test_lenet5_study_options_change_the_modern_form_only():
     assert isinstance(layers["features.C1_bn"], nn.BatchNorm2d) and layers["features.C1"].bias is None
     assert isinstance(layers["features.C1_act"], nn.GELU) and layers["classifier.F6_dropout"].p == 0.5
     small = create("lenet5", init="small_normal")
-    assert all(abs(float(layer.weight.detach().std()) - 0.01) < 0.003 for layer in small.modules()
-               if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.numel() > 500)
+    assert all(
+        abs(float(layer.weight.detach().std()) - 0.01) < 0.003
+        for layer in small.modules()
+        if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.numel() > 500
+    )
     torch.manual_seed(0)
     xavier = create("lenet5", init="xavier").classifier.F6.weight.detach()
     assert float(xavier.abs().max()) <= (6 / (120 + 84)) ** 0.5
@@ -639,22 +787,33 @@ def test_xavier_init_reaches_lenet5s_sparse_c3():
     assert paper.abs().max().item() <= 2.4 / 150
 
 
-@pytest.mark.parametrize("name, option, valid", [
-    ("vgg16", "depth", "small_input, width_mult, init"),
-    ("lenet5", "small_input", "variant, activation, dropout, batch_norm, init"),
-])
+@pytest.mark.parametrize(
+    "name, option, valid",
+    [
+        ("vgg16", "depth", "small_input, width_mult, init"),
+        ("lenet5", "small_input", "variant, activation, dropout, batch_norm, init"),
+    ],
+)
 def test_unknown_option_names_the_valid_ones(name, option, valid):
-    with pytest.raises(UserError, match=rf"^Model '{name}' has no option '{option}': its options are {valid}\.$"):
+    with pytest.raises(
+        UserError, match=rf"^Model '{name}' has no option '{option}': its options are {valid}\.$"
+    ):
         create(name, **{option: 1})
 
 
 # --- the options the chapters' paper experiments switch (results/ablations/) -------------------
 
+
 def test_alexnet_tanh_replaces_every_relu_and_nothing_else():
-    relu, tanh = build("alexnet", 32, width_mult=0.25), build("alexnet", 32, width_mult=0.25, activation="tanh")
+    relu, tanh = (
+        build("alexnet", 32, width_mult=0.25),
+        build("alexnet", 32, width_mult=0.25, activation="tanh"),
+    )
     kinds = [type(module) for module in relu.modules()]
     assert kinds.count(nn.ReLU) == 7  # conv1-conv5, fc6, fc7 (§3.1)
-    assert [nn.Tanh if kind is nn.ReLU else kind for kind in kinds] == [type(module) for module in tanh.modules()]
+    assert [nn.Tanh if kind is nn.ReLU else kind for kind in kinds] == [
+        type(module) for module in tanh.modules()
+    ]
     assert count_params(relu) == count_params(tanh)
     with pytest.raises(UserError, match="Unknown activation 'sigmoid'.*'relu', 'tanh'"):
         build("alexnet", 32, activation="sigmoid")
@@ -663,7 +822,10 @@ def test_alexnet_tanh_replaces_every_relu_and_nothing_else():
 def test_nin_fully_connected_head_of_section_4_6_on_the_cifar_network(cifar_batch):
     fc = build("nin", 32, head="fc")
     [linear] = [module for module in fc.modules() if isinstance(module, nn.Linear)]
-    assert (linear.in_features, linear.out_features) == (10 * 8 * 8, 10)  # the class maps at 8×8 (32 → 16 → 8)
+    assert (linear.in_features, linear.out_features) == (
+        10 * 8 * 8,
+        10,
+    )  # the class maps at 8×8 (32 → 16 → 8)
     assert any(isinstance(module, nn.Dropout) for module in fc.classifier)  # Table 5's "+ dropout" row
     assert not hasattr(fc, "global_pool") and fc(cifar_batch[0]).shape == (len(cifar_batch[0]), 10)
     gap = build("nin", 32)

@@ -14,18 +14,28 @@ import re
 from pathlib import Path
 
 import pytest
-from shapes import build, count_params, giga_macs, io_shapes, on_meta
 import torch
 import torchvision
+from shapes import build, count_params, giga_macs, io_shapes, on_meta
 from torch import nn
 
 from cnnlib.arithmetic import layer_table
-from cnnlib.errors import UserError
 from cnnlib.models import create, names, spec
 from cnnlib.models.resnet import ResidualUnit
 
-RESNETS = ["resnet10", "resnet14", "resnet16", "resnet18", "resnet26", "resnet34",
-           "resnet50", "resnet101", "resnet152", "plain18", "plain34"]
+RESNETS = [
+    "resnet10",
+    "resnet14",
+    "resnet16",
+    "resnet18",
+    "resnet26",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "plain18",
+    "plain34",
+]
 MODERN = RESNETS + ["densenet121", "mobilenet_v2", "efficientnet_b0"]
 INITS = ("paper", "xavier", "kaiming", "pytorch")
 DATA = Path(os.environ.get("CNNLIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -43,25 +53,41 @@ TORCHVISION_CARDS = {
 }
 
 # He et al. 2016, Table 1: FLOPs (multiply-adds) ×10⁹ at 224×224.
-RESNET_TABLE1_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
+RESNET_TABLE1_GFLOPS = {
+    "resnet18": 1.8,
+    "resnet34": 3.6,
+    "resnet50": 3.8,
+    "resnet101": 7.6,
+    "resnet152": 11.3,
+}
 # Table 1: output size of conv1 and conv2_x..conv5_x at 224×224.
 RESNET_TABLE1_SIDES = {"conv1": 112, "conv2_x": 56, "conv3_x": 28, "conv4_x": 14, "conv5_x": 7}
 # Units per stage and unit type: Table 1, timm (resnet10t, resnet14t, resnet26) and the course's resnet16.
 RESNET_STAGES = {
-    "resnet10": ("basic", [1, 1, 1, 1]), "resnet14": ("bottleneck", [1, 1, 1, 1]),
-    "resnet16": ("basic", [2, 2, 2, 1]), "resnet18": ("basic", [2, 2, 2, 2]),
-    "resnet26": ("bottleneck", [2, 2, 2, 2]), "resnet34": ("basic", [3, 4, 6, 3]),
-    "resnet50": ("bottleneck", [3, 4, 6, 3]), "resnet101": ("bottleneck", [3, 4, 23, 3]),
-    "resnet152": ("bottleneck", [3, 8, 36, 3]), "plain18": ("basic", [2, 2, 2, 2]),
+    "resnet10": ("basic", [1, 1, 1, 1]),
+    "resnet14": ("bottleneck", [1, 1, 1, 1]),
+    "resnet16": ("basic", [2, 2, 2, 1]),
+    "resnet18": ("basic", [2, 2, 2, 2]),
+    "resnet26": ("bottleneck", [2, 2, 2, 2]),
+    "resnet34": ("basic", [3, 4, 6, 3]),
+    "resnet50": ("bottleneck", [3, 4, 6, 3]),
+    "resnet101": ("bottleneck", [3, 4, 23, 3]),
+    "resnet152": ("bottleneck", [3, 8, 36, 3]),
+    "plain18": ("basic", [2, 2, 2, 2]),
     "plain34": ("basic", [3, 4, 6, 3]),
 }
 # Huang et al. 2017, Table 1 (DenseNet-121): output side of each layer at 224×224.
 DENSENET_TABLE1_SIDES = {
-    "features.conv0": 112, "features.pool0": 56,
-    "features.denseblock1": 56, "features.transition1": 28,
-    "features.denseblock2": 28, "features.transition2": 14,
-    "features.denseblock3": 14, "features.transition3": 7,
-    "features.denseblock4": 7, "avgpool": 1,
+    "features.conv0": 112,
+    "features.pool0": 56,
+    "features.denseblock1": 56,
+    "features.transition1": 28,
+    "features.denseblock2": 28,
+    "features.transition2": 14,
+    "features.denseblock3": 14,
+    "features.transition3": 7,
+    "features.denseblock4": 7,
+    "avgpool": 1,
 }
 # Sandler et al. 2018, Table 2: input side, input channels, t, c, n, s of each bottleneck row.
 MOBILENET_TABLE2 = [
@@ -109,12 +135,14 @@ def mnist_batch(mnist_batch: torch.Tensor) -> torch.Tensor:
 
 # --- every model: registry, shapes, one training step ------------------------------------------
 
+
 def test_every_modern_model_is_registered():
     assert set(MODERN) <= set(names())
     assert all(spec(name).paper_input == (3, 224, 224) for name in MODERN)
 
 
 @pytest.mark.parametrize("name", MODERN)
+@pytest.mark.slow
 def test_imagenet_size_output_shape(name, imagenet_models):
     with torch.no_grad():
         assert imagenet_models[name](torch.randn(1, 3, 224, 224)).shape == (1, 1000)
@@ -131,6 +159,7 @@ def test_cifar_and_mnist_shapes_on_real_images(name, cifar_batch, mnist_batch):
 
 
 @pytest.mark.parametrize("name", MODERN)
+@pytest.mark.slow
 def test_one_sgd_step_lowers_the_loss(name, cifar_batch):
     images, labels = cifar_batch
     torch.manual_seed(0)
@@ -150,6 +179,7 @@ def test_one_sgd_step_lowers_the_loss(name, cifar_batch):
 
 
 # --- ImageNet size against torchvision and the papers' tables ----------------------------------
+
 
 @pytest.mark.parametrize("name", list(TORCHVISION_CARDS))
 def test_params_and_macs_equal_torchvision_card(name):
@@ -179,10 +209,12 @@ def test_bottleneck_stride_placement_changes_macs_not_params(name):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.slow
 def test_resnet_output_sizes_match_table1(name, imagenet_models):
     shapes = io_shapes(imagenet_models[name], torch.randn(1, 3, 224, 224), list(RESNET_TABLE1_SIDES))
     assert {module: out[1:] for module, (_, out) in shapes.items()} == {
-        module: (side, side) for module, side in RESNET_TABLE1_SIDES.items()}
+        module: (side, side) for module, side in RESNET_TABLE1_SIDES.items()
+    }
     expansion = 4 if RESNET_STAGES[name][0] == "bottleneck" else 1
     assert [shapes[f"conv{i}_x"][1][0] for i in range(2, 6)] == [64 * expansion * 2**i for i in range(4)]
 
@@ -192,8 +224,11 @@ def test_resnet_depth_counts_weighted_layers(name):
     model = build(name, 32)
     depth = int(re.search(r"\d+$", name).group())
     # The paper's depth counts convolutions and the classifier, not the projection shortcuts.
-    layers = [module for path, module in model.named_modules()
-              if isinstance(module, (nn.Conv2d, nn.Linear)) and ".shortcut" not in path]
+    layers = [
+        module
+        for path, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and ".shortcut" not in path
+    ]
     assert len(layers) == depth
     unit, blocks = RESNET_STAGES[name]
     stages = [[m for m in getattr(model, f"conv{i}_x") if isinstance(m, ResidualUnit)] for i in range(2, 6)]
@@ -211,9 +246,12 @@ def test_plain_networks_have_no_shortcuts():
 
 
 def test_densenet121_output_sizes_and_widths_match_table1(imagenet_models):
-    shapes = io_shapes(imagenet_models["densenet121"], torch.randn(1, 3, 224, 224), list(DENSENET_TABLE1_SIDES))
+    shapes = io_shapes(
+        imagenet_models["densenet121"], torch.randn(1, 3, 224, 224), list(DENSENET_TABLE1_SIDES)
+    )
     assert {module: out[1:] for module, (_, out) in shapes.items()} == {
-        module: (side, side) for module, side in DENSENET_TABLE1_SIDES.items()}
+        module: (side, side) for module, side in DENSENET_TABLE1_SIDES.items()
+    }
     k, channels = 32, 2 * 32  # growth rate; the stem has 2k maps (Sec. 3)
     for block, layers in enumerate([6, 12, 24, 16], start=1):
         channels += layers * k
@@ -226,8 +264,9 @@ def test_densenet121_output_sizes_and_widths_match_table1(imagenet_models):
 def test_mobilenet_v2_rows_match_table2(imagenet_models):
     model = imagenet_models["mobilenet_v2"]
     rows = [f"features.bottleneck{i}" for i in range(1, 8)]
-    shapes = io_shapes(model, torch.randn(1, 3, 224, 224), ["features.stem", *rows, "features.conv_last",
-                                                             "classifier"])
+    shapes = io_shapes(
+        model, torch.randn(1, 3, 224, 224), ["features.stem", *rows, "features.conv_last", "classifier"]
+    )
     assert shapes["features.stem"] == ((3, 224, 224), (32, 112, 112))
     shortcuts = 0
     for row, (side, c_in, t, c, n, s) in zip(rows, MOBILENET_TABLE2):
@@ -237,7 +276,9 @@ def test_mobilenet_v2_rows_match_table2(imagenet_models):
         assert units[0].branch.depthwise.conv.stride == (s, s)
         assert units[0].branch.depthwise.conv.out_channels == c_in * t
         shortcuts += sum(unit.has_shortcut for unit in units)
-        assert all(isinstance(m, nn.ReLU6) for m in units.modules() if isinstance(m, (nn.ReLU, nn.ReLU6, nn.SiLU)))
+        assert all(
+            isinstance(m, nn.ReLU6) for m in units.modules() if isinstance(m, (nn.ReLU, nn.ReLU6, nn.SiLU))
+        )
         assert not hasattr(units[0].branch.project, "act")  # linear bottleneck (Sec. 3.2)
     # Sec. 3.3: a shortcut wherever the stride is 1 and the channels agree.
     assert shortcuts == sum(n - 1 + (s == 1 and c_in == c) for _, c_in, _, c, n, s in MOBILENET_TABLE2)
@@ -275,10 +316,17 @@ def test_efficientnet_b0_stages_match_table1(imagenet_models):
     assert model.classifier[0].p == 0.2
 
 
-@pytest.mark.parametrize("name, paper_params_m, paper_gmacs", [
-    ("mobilenet_v2", None, 0.300),  # Sandler et al. 2018, Table 4: 300M MAdds (params 3.4M; torchvision 3.5M)
-    ("efficientnet_b0", 5.3, 0.39),  # Tan & Le 2019, Table 2: 5.3M params, 0.39B FLOPs
-])
+@pytest.mark.parametrize(
+    "name, paper_params_m, paper_gmacs",
+    [
+        (
+            "mobilenet_v2",
+            None,
+            0.300,
+        ),  # Sandler et al. 2018, Table 4: 300M MAdds (params 3.4M; torchvision 3.5M)
+        ("efficientnet_b0", 5.3, 0.39),  # Tan & Le 2019, Table 2: 5.3M params, 0.39B FLOPs
+    ],
+)
 def test_mobile_networks_match_the_papers_cost(name, paper_params_m, paper_gmacs):
     model = on_meta(name)
     if paper_params_m is not None:
@@ -288,13 +336,17 @@ def test_mobile_networks_match_the_papers_cost(name, paper_params_m, paper_gmacs
 
 # --- small-input forms ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, stem, feature_map", [
-    ("resnet18", "conv1.conv", "conv5_x"),
-    ("resnet50", "conv1.conv", "conv5_x"),
-    ("densenet121", "features.conv0.conv", "features"),
-    ("mobilenet_v2", "features.stem.conv", "features"),
-    ("efficientnet_b0", "features.stage1.conv", "features"),
-])
+
+@pytest.mark.parametrize(
+    "name, stem, feature_map",
+    [
+        ("resnet18", "conv1.conv", "conv5_x"),
+        ("resnet50", "conv1.conv", "conv5_x"),
+        ("densenet121", "features.conv0.conv", "features"),
+        ("mobilenet_v2", "features.stem.conv", "features"),
+        ("efficientnet_b0", "features.stage1.conv", "features"),
+    ],
+)
 def test_small_input_form(name, stem, feature_map):
     def stem_and_final_side(side: int, **options) -> tuple[int, int, bool, int]:
         model = build(name, side, **options).eval()
@@ -303,8 +355,11 @@ def test_small_input_form(name, stem, feature_map):
         has_max_pool = any(isinstance(m, nn.MaxPool2d) for m in model.modules())
         return conv.kernel_size[0], conv.stride[0], has_max_pool, final
 
-    imagenet_stem = (3 if name.startswith(("mobilenet", "efficientnet")) else 7, 2,
-                     name.startswith(("resnet", "densenet")))
+    imagenet_stem = (
+        3 if name.startswith(("mobilenet", "efficientnet")) else 7,
+        2,
+        name.startswith(("resnet", "densenet")),
+    )
     assert stem_and_final_side(224) == imagenet_stem + (7,)
     assert stem_and_final_side(96) == imagenet_stem + (3,)  # above 64: the ImageNet form
     # Side ≤ 64: a 3×3 stride-1 stem, no max pool, one stride-2 stage less: the side shrinks 8×.
@@ -323,6 +378,7 @@ def test_mobile_small_form_moves_the_first_stride_two_row_to_stride_one():
 
 
 # --- options: initialisation, errors --------------------------------------------------------
+
 
 def _largest(model: nn.Module, kind: type[nn.Module]) -> nn.Module:
     return max((m for m in model.modules() if isinstance(m, kind)), key=lambda m: m.weight.numel())
@@ -385,55 +441,71 @@ def test_zero_init_residual_makes_every_unit_an_identity(cifar_batch):
     assert not torch.equal(*seen[2])  # a projection unit (conv3_x) still changes its input
 
 
-@pytest.mark.parametrize("name, options, message", [
-    ("resnet18", {"init": "he"},
-     "Unknown init 'he' for ResNet: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-    ("plain34", {"init": "he"},
-     "Unknown init 'he' for a plain network: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-    ("densenet121", {"init": "he"},
-     "Unknown init 'he' for DenseNet-121: choose one of 'paper', 'xavier', 'kaiming', 'pytorch'."),
-    ("resnet50", {"stride_on": "1x3"}, "Unknown stride_on '1x3': choose one of '1x1', '3x3'."),
-    ("resnet18", {"small_input": "yes"}, "Unknown small_input 'yes': choose one of None, True, False."),
-    ("mobilenet_v2", {"width_mult": 0}, "width_mult must be a positive number such as 1.0 or 0.5, not 0."),
-    ("mobilenet_v2", {"dropout": 1.0}, "dropout 1.0 must be a probability in [0, 1), e.g. 0.2."),
-    ("efficientnet_b0", {"stochastic_depth": -0.1},
-     "stochastic_depth -0.1 must be a probability in [0, 1), e.g. 0.2."),
-])
-def test_unknown_option_values_raise_user_error(name, options, message):
-    with pytest.raises(UserError) as error:
+INIT_CHOICES = "'paper', 'xavier', 'kaiming', 'pytorch'"
+
+
+@pytest.mark.parametrize(
+    "name, options, words",
+    [
+        # The option's name, the value given and what to give instead.
+        ("resnet18", {"init": "he"}, ("init", "'he'", "ResNet", INIT_CHOICES)),
+        ("plain34", {"init": "he"}, ("init", "'he'", "plain", INIT_CHOICES)),
+        ("densenet121", {"init": "he"}, ("init", "'he'", "DenseNet", INIT_CHOICES)),
+        ("resnet50", {"stride_on": "1x3"}, ("stride_on", "'1x3'", "'1x1', '3x3'")),
+        ("resnet18", {"small_input": "yes"}, ("small_input", "'yes'", "None, True, False")),
+        ("mobilenet_v2", {"width_mult": 0}, ("width_mult", "not 0", "positive number")),
+        ("mobilenet_v2", {"dropout": 1.0}, ("dropout", "1.0", "[0, 1)")),
+        ("efficientnet_b0", {"stochastic_depth": -0.1}, ("stochastic_depth", "-0.1", "[0, 1)")),
+    ],
+)
+def test_unknown_option_values_raise_user_error(name, options, words, user_error):
+    with user_error(*words):
         build(name, 32, **options)
-    assert str(error.value) == message
 
 
-@pytest.mark.parametrize("block, layers, message", [
-    ("wide", [2, 2, 2, 2], "Unknown ResNet block 'wide': choose one of 'basic', 'bottleneck'."),
-    ("basic", [2, 2, 2], "ResNet layers [2, 2, 2] must be four positive block counts, e.g. [2, 2, 2, 2]."),
-])
-def test_general_resnet_constructor_checks_its_configuration(block, layers, message):
+@pytest.mark.parametrize(
+    "block, layers, words",
+    [
+        ("wide", [2, 2, 2, 2], ("block", "'wide'", "'basic', 'bottleneck'")),
+        ("basic", [2, 2, 2], ("layers", "[2, 2, 2]", "four positive block counts")),
+    ],
+)
+def test_general_resnet_constructor_checks_its_configuration(block, layers, words, user_error):
     from cnnlib.models.resnet import resnet
 
-    with pytest.raises(UserError) as error:
+    with user_error(*words):
         resnet(block, layers, num_classes=10, in_channels=3, small_input=True)
-    assert str(error.value) == message
 
 
 def test_general_resnet_constructor_builds_other_depths(cifar_batch):
     from cnnlib.models.resnet import resnet
 
-    model = resnet("bottleneck", [1, 2, 1, 1], num_classes=4, in_channels=3, small_input=True,
-                   residual=False, stride_on="3x3").eval()
+    model = resnet(
+        "bottleneck",
+        [1, 2, 1, 1],
+        num_classes=4,
+        in_channels=3,
+        small_input=True,
+        residual=False,
+        stride_on="3x3",
+    ).eval()
     assert sum(isinstance(m, ResidualUnit) and m.shortcut is None for m in model.modules()) == 5
     with torch.no_grad():
         assert model(cifar_batch[0]).shape == (4, 4)
 
 
-@pytest.mark.parametrize("name, stage_channels", [("resnet18", [16, 32, 64, 128]),
-                                                  ("resnet50", [64, 128, 256, 512])])
-def test_resnet_quarter_width_scales_every_stage_and_a_sixteenth_of_the_macs(name, stage_channels, cifar_batch):
+@pytest.mark.parametrize(
+    "name, stage_channels", [("resnet18", [16, 32, 64, 128]), ("resnet50", [64, 128, 256, 512])]
+)
+def test_resnet_quarter_width_scales_every_stage_and_a_sixteenth_of_the_macs(
+    name, stage_channels, cifar_batch
+):
     narrow, full = build(name, 32, width_mult=0.25).eval(), build(name, 32).eval()
     assert narrow.conv1.conv.out_channels == 16
-    assert [stage[-1].branch[-1].conv.out_channels for stage in
-            (narrow.conv2_x, narrow.conv3_x, narrow.conv4_x, narrow.conv5_x)] == stage_channels
+    assert [
+        stage[-1].branch[-1].conv.out_channels
+        for stage in (narrow.conv2_x, narrow.conv3_x, narrow.conv4_x, narrow.conv5_x)
+    ] == stage_channels
     narrow_macs = layer_table(narrow, (3, 32, 32)).attrs["total_macs"]
     full_macs = layer_table(full, (3, 32, 32)).attrs["total_macs"]
     # Every convolution but the stem has 4× fewer inputs and outputs (Sec. 4.2's CIFAR nets start at 16).
@@ -452,6 +524,7 @@ def _dense_after_the_stem(name: str):
     input is the image's 3 channels, so its MACs halve. So are depthwise convolutions (one input
     channel per output: MACs linear in the width) and MobileNetV2's last 1×1 convolution, which
     keeps its 1280 channels below width 1 (Sec. 6.1)."""
+
     def keep(conv: nn.Module, index: int) -> bool:
         head = name == "mobilenet_v2" and conv.out_channels == 1280
         return index > 0 and (conv.groups == 1 or conv.groups < conv.in_channels) and not head
@@ -464,7 +537,8 @@ def test_half_width_costs_a_quarter_of_the_convolution_macs(name, half_width_con
     # make_divisible rounds the mobile networks' early widths up by a third at half width
     # (24 × 0.5 = 12 → 16, 40 × 0.5 = 20 → 24, both at high resolution): 12 % above ¼ there.
     tolerance = 0.15 if name in MOBILE else 0.10
-    assert half_width_conv_macs_ratio(name, _dense_after_the_stem(name)) == pytest.approx(1 / 4, rel=tolerance)
+    ratio = half_width_conv_macs_ratio(name, _dense_after_the_stem(name))
+    assert ratio == pytest.approx(1 / 4, rel=tolerance)
 
 
 def test_densenet_width_scales_the_growth_rate_and_what_follows_from_it():
@@ -486,21 +560,32 @@ def test_efficientnet_width_multiplier_matches_torchvision():
     assert giga_macs(ours) == pytest.approx(giga_macs(theirs))
 
 
-@pytest.mark.parametrize("name, tiny, layer", [
-    ("resnet18", 0.001, "conv1"), ("resnet50", 0.005, "conv1"), ("densenet121", 0.01, "the growth rate k"),
-])
+@pytest.mark.parametrize(
+    "name, tiny, layer",
+    [
+        ("resnet18", 0.001, "conv1"),
+        ("resnet50", 0.005, "conv1"),
+        ("densenet121", 0.01, "the growth rate k"),
+    ],
+)
 def test_width_mult_errors(name, tiny, layer, assert_width_mult_errors):
     assert_width_mult_errors(name, tiny, layer)
 
 
 @pytest.mark.parametrize("name", MOBILE)
-def test_mobile_networks_never_round_a_layer_below_eight_channels(name):
-    with pytest.raises(UserError, match="^width_mult must be a positive number such as 1.0 or 0.5, not -1.$"):
+def test_mobile_networks_never_round_a_layer_below_eight_channels(name, user_error):
+    with user_error("width_mult", "-1", "positive number"):
         build(name, 32, width_mult=-1)
     model = build(name, 32, width_mult=0.001)
     assert min(conv.out_channels for conv in model.modules() if isinstance(conv, nn.Conv2d)) >= 1
-    assert min(conv.out_channels for conv in model.modules()
-               if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.groups == 1) == 8
+    assert (
+        min(
+            conv.out_channels
+            for conv in model.modules()
+            if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.groups == 1
+        )
+        == 8
+    )
 
 
 @pytest.mark.parametrize("name", MODERN)
@@ -510,34 +595,25 @@ def test_cli_summary_at_a_quarter_width(name, run_cli):
     assert "Conv2d" in out
 
 
-# --- torch.compile ---------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_torch_compile_matches_eager():
-    torch.manual_seed(0)
-    model = build("resnet18", 32).eval()
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        eager = model(x)
-        compiled = torch.compile(model)(x)
-    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("name, final_side", [("densenet121", 2), ("efficientnet_b0", 2), ("mobilenet_v2", 2)])
-def test_stem_stride_two_quarters_the_work_of_the_small_input_form(name, final_side):
+@pytest.mark.parametrize(
+    "name, final_side", [("densenet121", 2), ("efficientnet_b0", 2), ("mobilenet_v2", 2)]
+)
+def test_stem_stride_two_quarters_the_work_of_the_small_input_form(name, final_side, user_error):
     base = layer_table(create(name, num_classes=10, input_size=32, width_mult=0.5), (3, 32, 32))
-    strided = layer_table(create(name, num_classes=10, input_size=32, width_mult=0.5, stem_stride=2), (3, 32, 32))
+    strided = layer_table(
+        create(name, num_classes=10, input_size=32, width_mult=0.5, stem_stride=2), (3, 32, 32)
+    )
     assert strided.attrs["total_params"] == base.attrs["total_params"]  # same layers, same weights
     assert strided.attrs["total_macs"] < 0.3 * base.attrs["total_macs"]
     maps = [shape for shape in strided["output_shape"] if len(shape) == 3 and shape[1] > 1]
     assert maps[-1][1:] == (final_side, final_side)  # the last feature map before the global pool
-    with pytest.raises(UserError, match="stem_stride 3: choose one of 1, 2"):
+    with user_error("stem_stride", "3", "1, 2"):
         create(name, num_classes=10, input_size=32, stem_stride=3)
-    with pytest.raises(UserError, match="leave it at 1 for the ImageNet form"):
+    with user_error("stem_stride", "leave it at 1", "ImageNet"):
         create(name, num_classes=10, input_size=224, stem_stride=2)
 
 
-def test_mobilenet_v2_relu6_after_the_projection_is_the_only_change():
+def test_mobilenet_v2_relu6_after_the_projection_is_the_only_change(user_error):
     # Sandler et al. 2018, Sec. 6.4 and Fig. 6a: the linear bottleneck against ReLU6 after the 1×1 projection.
     linear = create("mobilenet_v2", 10, 3, 32, width_mult=0.5)
     nonlinear = create("mobilenet_v2", 10, 3, 32, width_mult=0.5, linear_bottleneck=False)
@@ -546,5 +622,18 @@ def test_mobilenet_v2_relu6_after_the_projection_is_the_only_change():
     assert not any(name.endswith("project.act") for name, _ in linear.named_modules())
     assert all(isinstance(nonlinear.get_submodule(name), nn.ReLU6) for name in projections)
     assert sum(p.numel() for p in linear.parameters()) == sum(p.numel() for p in nonlinear.parameters())
-    with pytest.raises(UserError, match="linear_bottleneck 'no'"):
+    with user_error("linear_bottleneck", "'no'", "True, False"):
         create("mobilenet_v2", 10, 3, 32, linear_bottleneck="no")
+
+
+def test_efficientnet_without_squeeze_and_excitation_has_no_gates_and_its_other_layers_unchanged():
+    from cnnlib.models.blocks import SqueezeExcitation
+
+    gated = create("efficientnet_b0", num_classes=10, input_size=32)
+    plain = create("efficientnet_b0", num_classes=10, input_size=32, se_ratio=0.0)
+    gates = [module for module in gated.modules() if isinstance(module, SqueezeExcitation)]
+    assert len(gates) == 16  # one per MBConv unit of Table 1: 1 + 2 + 2 + 3 + 3 + 4 + 1
+    assert not any(isinstance(module, SqueezeExcitation) for module in plain.modules())
+    gate_params = sum(parameter.numel() for gate in gates for parameter in gate.parameters())
+    count = sum(parameter.numel() for parameter in gated.parameters())
+    assert sum(parameter.numel() for parameter in plain.parameters()) == count - gate_params

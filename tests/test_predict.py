@@ -35,8 +35,21 @@ def checkpoint(data_root, tmp_path_factory) -> Path:
     from cnnlib.train import train
 
     out = tmp_path_factory.mktemp("lenet5-mnist")
-    train(TrainConfig(model="lenet5", dataset="mnist", data_root=str(data_root), subset=2000, epochs=2,
-                      optimizer="adam", lr=0.003, schedule="none", device="cpu", out=str(out), progress=False))
+    train(
+        TrainConfig(
+            model="lenet5",
+            dataset="mnist",
+            data_root=str(data_root),
+            subset=2000,
+            epochs=2,
+            optimizer="adam",
+            lr=0.003,
+            schedule="none",
+            device="cpu",
+            out=str(out),
+            progress=False,
+        )
+    )
     return out / "checkpoint.pt"
 
 
@@ -56,16 +69,28 @@ def held_out(mnist, tmp_path_factory) -> Path:
     return folder
 
 
-def test_predict_agrees_with_evaluate_on_the_same_images(run_cli, monkeypatch, tmp_path, checkpoint, held_out):
+def test_predict_agrees_with_evaluate_on_the_same_images(
+    run_cli, monkeypatch, tmp_path, checkpoint, held_out
+):
     monkeypatch.setenv("CNNLIB_CACHE", str(tmp_path / "cache"))
-    status, _, err = run_cli("evaluate", "--checkpoint", str(checkpoint), "--dataset", str(held_out),
-                         "--device", "cpu", "--out", str(tmp_path / "evaluation.json"))
+    status, _, err = run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(checkpoint),
+        "--dataset",
+        str(held_out),
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "evaluation.json"),
+    )
     assert status == 0, err
     evaluation = json.loads((tmp_path / "evaluation.json").read_text())
     assert evaluation["test_images"] == HELD_OUT
 
-    status, out, err = run_cli("predict", "--checkpoint", str(checkpoint), str(held_out / "test"),
-                           "--format", "csv", "--top-k", "3")
+    status, out, err = run_cli(
+        "predict", "--checkpoint", str(checkpoint), str(held_out / "test"), "--format", "csv", "--top-k", "3"
+    )
     assert status == 0, err
     rows = pd.read_csv(io.StringIO(out), dtype={"class_1": str, "class_2": str, "class_3": str})
     assert len(rows) == HELD_OUT and not rows["inverted"].any()
@@ -80,8 +105,9 @@ def test_predict_agrees_with_evaluate_on_the_same_images(run_cli, monkeypatch, t
 
 def test_table_and_json_formats(run_cli, checkpoint, held_out):
     image = sorted((held_out / "test" / "7").iterdir())[0]
-    status, out, _ = run_cli("predict", "--checkpoint", str(checkpoint), str(image), "--format", "json",
-                         "--top-k", "10")
+    status, out, _ = run_cli(
+        "predict", "--checkpoint", str(checkpoint), str(image), "--format", "json", "--top-k", "10"
+    )
     [row] = json.loads(out)
     assert status == 0 and row["image"] == str(image)
     assert sorted(row[f"class_{rank}"] for rank in range(1, 11)) == [str(digit) for digit in range(10)]
@@ -94,8 +120,10 @@ def test_table_and_json_formats(run_cli, checkpoint, held_out):
 def test_unreadable_image_is_reported_and_the_others_go_on(run_cli, tmp_path, checkpoint, held_out):
     images = tmp_path / "mixed"
     images.mkdir()
-    for name, source in (("a.png", sorted((held_out / "test" / "1").iterdir())[0]),
-                         ("c.png", sorted((held_out / "test" / "2").iterdir())[0])):
+    for name, source in (
+        ("a.png", sorted((held_out / "test" / "1").iterdir())[0]),
+        ("c.png", sorted((held_out / "test" / "2").iterdir())[0]),
+    ):
         (images / name).write_bytes(source.read_bytes())
     (images / "b.png").write_bytes(b"this is not a PNG")
     status, out, err = run_cli("predict", "--checkpoint", str(checkpoint), str(images), "--format", "csv")
@@ -103,8 +131,9 @@ def test_unreadable_image_is_reported_and_the_others_go_on(run_cli, tmp_path, ch
     assert status == 2
     assert [Path(name).name for name in rows["image"]] == ["a.png", "c.png"]
     assert f"{images / 'b.png'} is not an image PIL can read" in err
-    assert err.splitlines()[-1] == ("cnnlib: error: 1 of 3 files could not be read as images (listed above); "
-                                    "the others were classified.")
+    assert err.splitlines()[-1] == (
+        "cnnlib: error: 1 of 3 files could not be read as images (listed above); the others were classified."
+    )
 
 
 def test_foreign_and_missing_checkpoints_and_paths(run_cli, tmp_path, checkpoint, held_out):
@@ -112,11 +141,14 @@ def test_foreign_and_missing_checkpoints_and_paths(run_cli, tmp_path, checkpoint
     torch.save(models.create("lenet5").state_dict(), foreign)
     image = str(sorted((held_out / "test" / "0").iterdir())[0])
     status, _, err = run_cli("predict", "--checkpoint", str(foreign), image)
-    assert status == 2 and err == (f"cnnlib: error: {foreign} is not a cnnlib checkpoint: give a checkpoint.pt "
-                                   "written by `cnnlib train`.\n")
+    assert status == 2 and err == (
+        f"cnnlib: error: {foreign} is not a cnnlib checkpoint: give a checkpoint.pt "
+        "written by `cnnlib train`.\n"
+    )
     status, _, err = run_cli("predict", "--checkpoint", str(checkpoint), str(tmp_path / "nowhere.png"))
-    assert status == 2 and err == (f"cnnlib: error: {tmp_path / 'nowhere.png'} does not exist: give image files "
-                                   "or folders of images.\n")
+    assert status == 2 and err == (
+        f"cnnlib: error: {tmp_path / 'nowhere.png'} does not exist: give image files or folders of images.\n"
+    )
 
 
 def test_dark_digit_on_white_paper_is_inverted(checkpoint, mnist):
@@ -139,7 +171,8 @@ def test_colour_models_and_light_training_sets_never_auto_invert():
     assert grey_dark.should_invert(light_page)
     assert not Classifier(None, Preprocess(["a", "b"], (1, 32, 32), (0.8,), (0.3,))).should_invert(light_page)
     assert not Classifier(None, Preprocess(["a", "b"], (3, 32, 32), (0.4,) * 3, (0.2,) * 3)).should_invert(
-        light_page.expand(3, -1, -1))
+        light_page.expand(3, -1, -1)
+    )
 
 
 def test_predict_files_keeps_going_and_names_bad_files(tmp_path, checkpoint, mnist):
@@ -159,8 +192,11 @@ def test_read_image_decodes_as_training_does(tmp_path):
     expected = Image.fromarray(colour.permute(1, 2, 0).numpy()).convert("L")
     assert grey.shape == (1, 5, 7) and torch.equal(grey[0], torch.from_numpy(np.array(expected)))
     (tmp_path / "bad.png").write_text("no")
-    with pytest.raises(UserError, match=r"bad\.png is not an image PIL can read \(UnidentifiedImageError\): "
-                                        r"convert it to PNG or JPEG\."):
+    with pytest.raises(
+        UserError,
+        match=r"bad\.png is not an image PIL can read \(UnidentifiedImageError\): "
+        r"convert it to PNG or JPEG\.",
+    ):
         read_image(tmp_path / "bad.png", 1)
 
 
@@ -174,5 +210,7 @@ def test_predict_logits_restores_the_training_mode_after_an_error():
 
     model = Failing().train()
     with pytest.raises(RuntimeError, match="out of memory"):
-        predict_logits(model, Preprocess(["a"], (1, 2, 2), (0.5,), (0.5,)), torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
+        predict_logits(
+            model, Preprocess(["a"], (1, 2, 2), (0.5,), (0.5,)), torch.zeros(1, 1, 2, 2, dtype=torch.uint8)
+        )
     assert model.training

@@ -9,6 +9,12 @@
   when a widget output is on it, so a page opened offline requests nothing from another host.
 * The DataFrames of the outputs are set in a smaller type (``static/notebook_pages.css``), so
   that a table of eight to ten columns fits the column of text.
+* sphinx-thebe (which jupyter-book always loads, for its launch buttons) adds an inline script
+  that declares ``const THEBE_JS_URL`` when the documents are read, and the built pages carried
+  it twice: the second declaration is a SyntaxError, logged on every page as "Identifier
+  'THEBE_JS_URL' has already been declared". Sphinx drops repeated script files, but its test
+  of equality tells an inline script added with no file (``None``) from the same script with
+  file ``''``, so each page here keeps one copy of every script, inline ones included.
 """
 
 from __future__ import annotations
@@ -43,6 +49,22 @@ def _tidy_page(app: Sphinx, doctree: nodes.document) -> None:
         del scripts[key]
 
 
+def _script_key(script: object) -> tuple:
+    """What makes two of a page's scripts the same: the file (``None`` and ``''`` alike), the attributes."""
+    filename = script.filename if hasattr(script, "filename") else str(script)
+    return filename or "", tuple(sorted(getattr(script, "attributes", {}).items()))
+
+
+def _drop_repeated_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object
+) -> None:
+    unique: dict[tuple, object] = {}
+    for script in context.get("script_files", []):
+        unique.setdefault(_script_key(script), script)
+    if "script_files" in context:
+        context["script_files"] = list(unique.values())
+
+
 def _add_static_dir(app: Sphinx) -> None:
     app.config.html_static_path = [*app.config.html_static_path, str(STATIC_DIR)]
 
@@ -52,4 +74,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _add_static_dir)
     app.add_css_file("notebook_pages.css")
     app.connect("doctree-read", _tidy_page)
+    app.connect("html-page-context", _drop_repeated_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

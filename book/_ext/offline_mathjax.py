@@ -26,8 +26,10 @@ OFFLINE_BUNDLE = "mathjax/tex-mml-chtml.js"
 
 def _use_offline_copy(app: Sphinx, config: Config) -> None:
     if not (STATIC_DIR / OFFLINE_BUNDLE).is_file():
-        logger.info("MathJax: no offline copy in %s (run book/fetch_mathjax.sh); "
-                    "the pages load it from the CDN.", STATIC_DIR)
+        logger.info(
+            "MathJax: no offline copy in %s (run book/fetch_mathjax.sh); the pages load it from the CDN.",
+            STATIC_DIR,
+        )
         return
     if str(STATIC_DIR) not in config.html_static_path:
         config.html_static_path = [*config.html_static_path, str(STATIC_DIR)]

@@ -35,28 +35,52 @@ def _grid(ax: Axes, origin: tuple[float, float], side: int, colour: str, padding
     for row in range(-padding, side + padding):
         for col in range(-padding, side + padding):
             inside = 0 <= row < side and 0 <= col < side
-            ax.add_patch(Rectangle((x0 + col, y0 + side - 1 - row), 1, 1,
-                                   facecolor=colour if inside else "white",
-                                   edgecolor="0.3" if inside else "0.6",
-                                   linestyle="-" if inside else "--", linewidth=0.8))
+            ax.add_patch(
+                Rectangle(
+                    (x0 + col, y0 + side - 1 - row),
+                    1,
+                    1,
+                    facecolor=colour if inside else "white",
+                    edgecolor="0.3" if inside else "0.6",
+                    linestyle="-" if inside else "--",
+                    linewidth=0.8,
+                )
+            )
 
 
 def _sliding_window_panel(ax: Axes, out_row: int, out_col: int) -> None:
     """One position of the window on the padded input, and the output cell it computes."""
     _grid(ax, (0, 0), SIDE, INPUT_COLOUR, PADDING)
     top, left = out_row * STRIDE - PADDING, out_col * STRIDE - PADDING
-    window = Rectangle((left, SIDE - top - KERNEL), KERNEL, KERNEL, facecolor=WINDOW_COLOUR,
-                       alpha=0.35, edgecolor=WINDOW_COLOUR, linewidth=2.2)
+    window = Rectangle(
+        (left, SIDE - top - KERNEL),
+        KERNEL,
+        KERNEL,
+        facecolor=WINDOW_COLOUR,
+        alpha=0.35,
+        edgecolor=WINDOW_COLOUR,
+        linewidth=2.2,
+    )
     ax.add_patch(window)
 
     out_x0 = SIDE + PADDING + 1.5
     out_y0 = (SIDE - OUT_SIDE) / 2
     _grid(ax, (out_x0, out_y0), OUT_SIDE, OUTPUT_COLOUR)
     cell_x, cell_y = out_x0 + out_col, out_y0 + OUT_SIDE - 1 - out_row
-    ax.add_patch(Rectangle((cell_x, cell_y), 1, 1, facecolor=HIGHLIGHT_COLOUR,
-                           edgecolor="black", linewidth=2.2))
-    ax.add_artist(ConnectionPatch((left + KERNEL, SIDE - top - KERNEL / 2), (cell_x, cell_y + 0.5),
-                                  "data", "data", arrowstyle="->", color="0.2", linewidth=1.0))
+    ax.add_patch(
+        Rectangle((cell_x, cell_y), 1, 1, facecolor=HIGHLIGHT_COLOUR, edgecolor="black", linewidth=2.2)
+    )
+    ax.add_artist(
+        ConnectionPatch(
+            (left + KERNEL, SIDE - top - KERNEL / 2),
+            (cell_x, cell_y + 0.5),
+            "data",
+            "data",
+            arrowstyle="->",
+            color="0.2",
+            linewidth=1.0,
+        )
+    )
     ax.set_title(f"output ({out_row}, {out_col})", fontsize=11)
     ax.set_xlim(-PADDING - 0.2, out_x0 + OUT_SIDE + 0.2)
     ax.set_ylim(-PADDING - 0.2, SIDE + PADDING + 0.2)
@@ -94,12 +118,23 @@ def receptive_field_figure(path: Path) -> None:
     top = _unit_row(ax, 4, 1, HIGHLIGHT_COLOUR, "conv 2 (3×3)")
     for upper, lower_row in ((top, middle), (middle, inputs)):
         for index, (x, y) in enumerate(upper):
-            for lx, ly in lower_row[index:index + KERNEL]:
+            for lx, ly in lower_row[index : index + KERNEL]:
                 ax.plot([x, lx], [y - 0.5, ly + 0.5], color="0.35", linewidth=0.9)
-    ax.annotate("", xy=(-2.5, -0.35), xytext=(2.5, -0.35),
-                arrowprops={"arrowstyle": "<->", "color": WINDOW_COLOUR, "linewidth": 1.5})
-    ax.text(0, -0.9, "receptive field 5 = 1 + 2·(3 − 1)", ha="center", va="center",
-            fontsize=11, color=WINDOW_COLOUR)
+    ax.annotate(
+        "",
+        xy=(-2.5, -0.35),
+        xytext=(2.5, -0.35),
+        arrowprops={"arrowstyle": "<->", "color": WINDOW_COLOUR, "linewidth": 1.5},
+    )
+    ax.text(
+        0,
+        -0.9,
+        "receptive field 5 = 1 + 2·(3 − 1)",
+        ha="center",
+        va="center",
+        fontsize=11,
+        color=WINDOW_COLOUR,
+    )
     ax.set_xlim(-6.5, 3)
     ax.set_ylim(-1.3, 5.2)
     ax.set_aspect("equal")

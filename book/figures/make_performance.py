@@ -25,10 +25,19 @@ def plot_eval_batch(benchmark: dict, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
     names = dict.fromkeys(row["model"] for row in benchmark["results"])
     for name in names:
-        rows = sorted((row for row in benchmark["results"] if row["model"] == name), key=lambda row: row["batch"])
-        axis.plot([row["batch"] for row in rows], [row["images_per_second"] for row in rows], marker="o", label=name)
-    axis.set(xscale="log", yscale="log", xlabel="evaluation batch size", ylabel="images per second",
-             title=f"Inference on 32×32 images, {benchmark['device']}")
+        rows = sorted(
+            (row for row in benchmark["results"] if row["model"] == name), key=lambda row: row["batch"]
+        )
+        axis.plot(
+            [row["batch"] for row in rows], [row["images_per_second"] for row in rows], marker="o", label=name
+        )
+    axis.set(
+        xscale="log",
+        yscale="log",
+        xlabel="evaluation batch size",
+        ylabel="images per second",
+        title=f"Inference on 32×32 images, {benchmark['device']}",
+    )
     axis.set_xticks(sorted({row["batch"] for row in benchmark["results"]}))
     axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axis.legend(fontsize=8)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -81,6 +82,7 @@ _MODULES = (
     "densenet",
     "mobilenet",
     "efficientnet",
+    "fastnet",
 )
 
 
@@ -100,8 +102,18 @@ def register(
     (see :class:`ModelSpec`). The builder takes keyword arguments only."""
 
     def decorate(builder: Builder) -> Builder:
-        _REGISTRY[name] = ModelSpec(name, builder, paper_input, paper_init, title, default_init,
-                                    dict(extra_inits or {}), fixed_size, min_size, summary)
+        _REGISTRY[name] = ModelSpec(
+            name,
+            builder,
+            paper_input,
+            paper_init,
+            title,
+            default_init,
+            dict(extra_inits or {}),
+            fixed_size,
+            min_size,
+            summary,
+        )
         return builder
 
     return decorate
@@ -139,7 +151,9 @@ def check_options(name: str, options: dict) -> None:
     accepted = spec(name).options
     unknown = [key for key in options if key not in accepted]
     if unknown:
-        raise UserError(f"Model {name!r} has no option {unknown[0]!r}: its options are {', '.join(accepted)}.")
+        raise UserError(
+            f"Model {name!r} has no option {unknown[0]!r}: its options are {', '.join(accepted)}."
+        )
 
 
 def create(
@@ -153,8 +167,9 @@ def create(
 
     ``in_channels`` and ``input_size`` default to the paper's input. ``small_input`` (where the
     model has a small-input form) defaults to the inputs of side at most 64; ``init`` to the
-    scheme recorded at registration (the paper's, but for LeNet-5's modern form). The input size is checked against every layer with the output-size
-    formula, so an input too small for the network fails here with the layer and the formula named.
+    scheme recorded at registration (the paper's, but for LeNet-5's modern form). The input size is
+    checked against every layer with the output-size formula, so an input too small for the network
+    fails here with the layer and the formula named.
     """
     from cnnlib.arithmetic import check_input_size
 
@@ -169,12 +184,19 @@ def create(
     if "small_input" in entry.signature.parameters:
         options["small_input"] = use_small_input(size, options.get("small_input"))
     arguments = entry.signature.bind(
-        **{key: value for key, value in supplied.items() if key in entry.signature.parameters}, **options)
+        **{key: value for key, value in supplied.items() if key in entry.signature.parameters}, **options
+    )
     arguments.apply_defaults()
     if init is None:
-        init = entry.default_init if isinstance(entry.default_init, str) else entry.default_init(arguments.arguments)
+        init = (
+            entry.default_init
+            if isinstance(entry.default_init, str)
+            else entry.default_init(arguments.arguments)
+        )
     initialise = initialiser(init, paper=entry.paper_init, model_name=entry.title, extra=entry.extra_inits)
     model = entry.builder(*arguments.args, **arguments.kwargs)
+    # What plots.model_label names the model by in its figures' titles (small_input follows from the size).
+    model.cnnlib_name, model.cnnlib_options = name, {k: v for k, v in options.items() if k != "small_input"}
     initialise(model)
     check_input_size(model, (channels, *size))
     return model

@@ -58,7 +58,13 @@ from torch import nn
 
 from cnnlib.arithmetic import conv_output_size
 from cnnlib.models import register
-from cnnlib.models.blocks import PooledHead, ResponseNorm, check_choice, check_width_mult, scale_channels
+from cnnlib.models.blocks import (
+    FeaturesPoolClassifier,
+    ResponseNorm,
+    check_choice,
+    check_width_mult,
+    scale_channels,
+)
 from cnnlib.models.init import normal_init, weighted_layers
 
 
@@ -101,7 +107,10 @@ HIDDEN_UNITS = 4096  # fc6, fc7 (§3.5)
 DROPOUT = 0.5  # §4.2
 TORCHVISION_POOLED_SIDE = 6
 TOWERS = {"paper": 2, "paper_bn": 2, "torchvision": 1}  # §3.2: each layer's kernels are split over two GPUs
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": partial(nn.ReLU, inplace=True), "tanh": nn.Tanh}  # §3.1
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": partial(nn.ReLU, inplace=True),
+    "tanh": nn.Tanh,
+}  # §3.1
 
 
 def response_norm() -> ResponseNorm:
@@ -121,11 +130,22 @@ def _side_after_features(side: int, layers: tuple[ConvLayer, ...]) -> int:
     return side
 
 
-def _features(layers: tuple[ConvLayer, ...], in_channels: int, activation: str, batch_norm: bool) -> nn.Sequential:
+def _features(
+    layers: tuple[ConvLayer, ...], in_channels: int, activation: str, batch_norm: bool
+) -> nn.Sequential:
     modules: list[nn.Module] = []
     for layer in layers:
-        modules.append(nn.Conv2d(in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                 layer.padding, groups=layer.groups, bias=not batch_norm))
+        modules.append(
+            nn.Conv2d(
+                in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                groups=layer.groups,
+                bias=not batch_norm,
+            )
+        )
         if batch_norm:
             modules.append(nn.BatchNorm2d(layer.out_channels))
         modules.append(ACTIVATIONS[activation]())
@@ -137,8 +157,9 @@ def _features(layers: tuple[ConvLayer, ...], in_channels: int, activation: str, 
     return nn.Sequential(*modules)
 
 
-def _classifier(in_features: int, hidden_units: int, num_classes: int, dropout_first: bool,
-                activation: str) -> nn.Sequential:
+def _classifier(
+    in_features: int, hidden_units: int, num_classes: int, dropout_first: bool, activation: str
+) -> nn.Sequential:
     """fc6, fc7 (``hidden_units``, 4096 in §3.5, ReLU, dropout 0.5) and fc8. The paper drops the
     outputs of fc6 and fc7 (§4.2); torchvision drops the inputs of fc6 and fc7 instead."""
     modules: list[nn.Module] = []
@@ -164,20 +185,39 @@ def paper_init(model: nn.Module) -> None:
         nn.init.ones_(hidden.bias)
 
 
-@register("alexnet", paper_input=(3, 227, 227), paper_init=paper_init, title="AlexNet",
-          summary="AlexNet (Krizhevsky et al. 2012), two towers as groups=2; variant='paper', 'paper_bn' or "
-                  "'torchvision'")
-def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-            variant: str = "paper", width_mult: float = 1.0, activation: str = "relu") -> PooledHead:
+@register(
+    "alexnet",
+    paper_input=(3, 227, 227),
+    paper_init=paper_init,
+    title="AlexNet",
+    summary="AlexNet (Krizhevsky et al. 2012), two towers as groups=2; variant='paper', 'paper_bn' or "
+    "'torchvision'",
+)
+def alexnet(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    variant: str = "paper",
+    width_mult: float = 1.0,
+    activation: str = "relu",
+) -> FeaturesPoolClassifier:
     """AlexNet for ``num_classes`` classes; see the module docstring for the variants, forms and width."""
     check_choice("AlexNet variant", variant, tuple(TOWERS))
     check_choice("activation", activation, tuple(ACTIVATIONS))
     layers = TORCHVISION_LAYERS if variant == "torchvision" else PAPER_LAYERS
     towers = TOWERS[variant]
-    check_width_mult(width_mult, "alexnet", {f"conv{index}": layer.out_channels
-                                             for index, layer in enumerate(layers, start=1)}, divisor=towers)
-    layers = tuple(replace(layer, out_channels=scale_channels(layer.out_channels, width_mult, towers))
-                   for layer in layers)
+    check_width_mult(
+        width_mult,
+        "alexnet",
+        {f"conv{index}": layer.out_channels for index, layer in enumerate(layers, start=1)},
+        divisor=towers,
+    )
+    layers = tuple(
+        replace(layer, out_channels=scale_channels(layer.out_channels, width_mult, towers))
+        for layer in layers
+    )
     if small_input:
         layers = (replace(layers[0], **SMALL_STEM), *layers[1:])
     if variant == "torchvision":
@@ -187,7 +227,14 @@ def alexnet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], 
         avgpool = nn.Identity()  # the paper feeds conv5's pooled maps straight to fc6
         # Sized for the input; an input too small still builds, and create() names the layer.
         height, width = (max(_side_after_features(side, layers), 1) for side in input_size)
-    return PooledHead(_features(layers, in_channels, activation, batch_norm=variant == "paper_bn"), avgpool,
-                      _classifier(layers[-1].out_channels * height * width,
-                                  scale_channels(HIDDEN_UNITS, width_mult, towers), num_classes,
-                                  dropout_first=variant == "torchvision", activation=activation))
+    return FeaturesPoolClassifier(
+        _features(layers, in_channels, activation, batch_norm=variant == "paper_bn"),
+        avgpool,
+        _classifier(
+            layers[-1].out_channels * height * width,
+            scale_channels(HIDDEN_UNITS, width_mult, towers),
+            num_classes,
+            dropout_first=variant == "torchvision",
+            activation=activation,
+        ),
+    )

@@ -11,7 +11,7 @@ MobileNetV2, EfficientNet), and the options every network but LeNet-5 shares.
   (Huang, Sun, Liu, Sedra & Weinberger 2016).
 * :class:`ResponseNorm`: AlexNet's local response normalisation (Krizhevsky et al. 2012, §3.3),
   also in GoogLeNet's stem, computed as a fixed 1×1 convolution.
-* :class:`PooledHead`: features, a pool and a classifier, the network shape of AlexNet and of
+* :class:`FeaturesPoolClassifier`: features, a pool and a classifier, the network shape of AlexNet and of
   the modern networks (the head of global average pooling and a linear layer).
 * :func:`use_small_input`, which :func:`cnnlib.models.create` applies to the ``small_input``
   option; :func:`check_choice` and :func:`check_probability` give the error messages of
@@ -76,23 +76,31 @@ def make_divisible(channels: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * channels else rounded
 
 
-def check_width_mult(width_mult: object, model: str, layers: Mapping[str, int] | None = None,
-                     divisor: int = 1) -> None:
+def check_width_mult(
+    width_mult: object, model: str, layers: Mapping[str, int] | None = None, divisor: int = 1
+) -> None:
     """Raise :class:`UserError` unless ``width_mult`` is a positive number that leaves each of
     ``model``'s ``layers`` (name → the paper's channels) at least one channel (``divisor``: one
     per group) under :func:`scale_channels`. ``layers=None``: no layer can vanish
     (:func:`make_divisible` never goes below 8)."""
-    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not 0 < width_mult < math.inf:
+    if (
+        isinstance(width_mult, bool)
+        or not isinstance(width_mult, (int, float))
+        or not 0 < width_mult < math.inf
+    ):
         raise UserError(f"width_mult must be a positive number such as 1.0 or 0.5, not {width_mult!r}.")
     if not layers:
         return
     layer, channels = min(layers.items(), key=lambda named: named[1])
     if scale_channels(channels, width_mult, divisor) < divisor:
-        exact = divisor / 2 / channels  # the width at which the narrowest layer rounds up to one channel (per group)
+        exact = (
+            divisor / 2 / channels
+        )  # the width at which the narrowest layer rounds up to one channel (per group)
         step = 10.0 ** (math.floor(math.log10(exact)) - 1)
         minimum = round(math.ceil(exact / step) * step, 12)  # two significant digits, rounded up
-        raise UserError(f"width_mult {width_mult!r} leaves {layer} of {model} with no channels: "
-                        f"use at least {minimum:g}.")
+        raise UserError(
+            f"width_mult {width_mult!r} leaves {layer} of {model} with no channels: use at least {minimum:g}."
+        )
 
 
 def use_small_input(input_size: tuple[int, int], small_input: bool | None) -> bool:
@@ -123,11 +131,25 @@ class ConvBNAct(nn.Sequential):
     """A ``kernel_size`` convolution with "same" padding and no bias (batch norm supplies
     the shift), batch norm, then ``activation`` (``None``: linear)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
-                 activation: Activation | None = nn.ReLU):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        activation: Activation | None = nn.ReLU,
+    ):
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["conv"] = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2,
-                                   groups=groups, bias=False)
+        layers["conv"] = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding=(kernel_size - 1) // 2,
+            groups=groups,
+            bias=False,
+        )
         layers["bn"] = nn.BatchNorm2d(out_channels)
         if activation is not None:
             layers["act"] = activation(inplace=True)
@@ -180,18 +202,32 @@ class InvertedResidual(nn.Module):
     and stochastic depth.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, expansion: int, stride: int, kernel_size: int = 3,
-                 activation: Activation = nn.ReLU6, se_ratio: float = 0.0, drop_path: float = 0.0,
-                 linear_bottleneck: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        expansion: int,
+        stride: int,
+        kernel_size: int = 3,
+        activation: Activation = nn.ReLU6,
+        se_ratio: float = 0.0,
+        drop_path: float = 0.0,
+        linear_bottleneck: bool = True,
+    ):
         super().__init__()
         hidden = in_channels * expansion
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if expansion != 1:
             layers["expand"] = ConvBNAct(in_channels, hidden, 1, activation=activation)
-        layers["depthwise"] = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=activation)
+        layers["depthwise"] = ConvBNAct(
+            hidden, hidden, kernel_size, stride, groups=hidden, activation=activation
+        )
         if se_ratio > 0:
             layers["se"] = SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)), activation)
-        layers["project"] = ConvBNAct(hidden, out_channels, 1, activation=None if linear_bottleneck else activation)
+        layers["project"] = ConvBNAct(
+            hidden, out_channels, 1, activation=None if linear_bottleneck else activation
+        )
         self.branch = nn.Sequential(layers)
         self.has_shortcut = stride == 1 and in_channels == out_channels
         self.drop_path = StochasticDepth(drop_path)
@@ -201,11 +237,11 @@ class InvertedResidual(nn.Module):
         return x + self.drop_path(out) if self.has_shortcut else out
 
 
-class PooledHead(nn.Module):
-    """``classifier(flatten(avgpool(features(x))))``: the network shape AlexNet (Krizhevsky et al.
-    2012, Fig. 2, with its pool left out), DenseNet (Huang et al. 2017, Table 1), MobileNetV2
-    (Sandler et al. 2018, Table 2) and EfficientNet (Tan & Le 2019, Table 1) share; the modern
-    ones pool globally (``nn.AdaptiveAvgPool2d(1)``) before a linear classifier."""
+class FeaturesPoolClassifier(nn.Module):
+    """A whole network of three parts, ``classifier(flatten(avgpool(features(x))))``: the shape AlexNet
+    (Krizhevsky et al. 2012, Fig. 2, with its pool left out), DenseNet (Huang et al. 2017, Table 1),
+    MobileNetV2 (Sandler et al. 2018, Table 2) and EfficientNet (Tan & Le 2019, Table 1) share; the
+    modern ones pool globally (``nn.AdaptiveAvgPool2d(1)``) before a linear classifier."""
 
     def __init__(self, features: nn.Module, avgpool: nn.Module, classifier: nn.Module):
         super().__init__()

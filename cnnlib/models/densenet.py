@@ -38,7 +38,13 @@ import torch
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import ConvBNAct, PooledHead, check_stem_stride, check_width_mult, scale_channels
+from cnnlib.models.blocks import (
+    ConvBNAct,
+    FeaturesPoolClassifier,
+    check_stem_stride,
+    check_width_mult,
+    scale_channels,
+)
 from cnnlib.models.init import kaiming_init
 
 # Table 1: layers in dense blocks 1-4.
@@ -54,24 +60,28 @@ class PreActConv(nn.Sequential):
     """BN-ReLU-Conv, the composite function H of Sec. 3 (after He et al. 2016b)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
-        super().__init__(OrderedDict(
-            bn=nn.BatchNorm2d(in_channels),
-            act=nn.ReLU(inplace=True),
-            conv=nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        ))
+        super().__init__(
+            OrderedDict(
+                bn=nn.BatchNorm2d(in_channels),
+                act=nn.ReLU(inplace=True),
+                conv=nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            )
+        )
 
 
 class DenseBlock(nn.Sequential):
     """``layers`` bottleneck layers, each fed the concatenation of all earlier maps (Eq. 2)."""
 
     def __init__(self, layers: int, in_channels: int, growth_rate: int):
-        super().__init__(*(
-            nn.Sequential(
-                PreActConv(in_channels + index * growth_rate, BOTTLENECK_WIDTH * growth_rate, 1),
-                PreActConv(BOTTLENECK_WIDTH * growth_rate, growth_rate, 3),
+        super().__init__(
+            *(
+                nn.Sequential(
+                    PreActConv(in_channels + index * growth_rate, BOTTLENECK_WIDTH * growth_rate, 1),
+                    PreActConv(BOTTLENECK_WIDTH * growth_rate, growth_rate, 3),
+                )
+                for index in range(layers)
             )
-            for index in range(layers)
-        ))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self:
@@ -83,17 +93,26 @@ class Transition(nn.Sequential):
     """BN-ReLU-Conv(1×1) to ``out_channels``, then 2×2 average pooling of stride 2 (Sec. 3)."""
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(OrderedDict(
-            reduce=PreActConv(in_channels, out_channels, 1),
-            pool=nn.AvgPool2d(2, stride=2),
-        ))
+        super().__init__(
+            OrderedDict(
+                reduce=PreActConv(in_channels, out_channels, 1),
+                pool=nn.AvgPool2d(2, stride=2),
+            )
+        )
 
 
-class DenseNet(PooledHead):
+class DenseNet(FeaturesPoolClassifier):
     """DenseNet-BC (Huang et al. 2017) with ``blocks`` layers per dense block."""
 
-    def __init__(self, blocks: Sequence[int], num_classes: int = 1000, in_channels: int = 3,
-                 growth_rate: int = GROWTH_RATE, small_input: bool = False, stem_stride: int = 1):
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        growth_rate: int = GROWTH_RATE,
+        small_input: bool = False,
+        stem_stride: int = 1,
+    ):
         channels = 2 * growth_rate
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if small_input:
@@ -120,12 +139,24 @@ def paper_init(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register("densenet121", paper_input=(3, 224, 224), paper_init=paper_init, title="DenseNet-121",
-          summary="DenseNet-121 (Huang et al. 2017): DenseNet-BC, k=32, blocks 6/12/24/16")
-def densenet121(*, num_classes: int, in_channels: int, small_input: bool, stem_stride: int = 1,
-                width_mult: float = 1.0) -> DenseNet:
+@register(
+    "densenet121",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="DenseNet-121",
+    summary="DenseNet-121 (Huang et al. 2017): DenseNet-BC, k=32, blocks 6/12/24/16",
+)
+def densenet121(
+    *, num_classes: int, in_channels: int, small_input: bool, stem_stride: int = 1, width_mult: float = 1.0
+) -> DenseNet:
     """DenseNet-121 (Table 1); see the module docstring for the options."""
     check_width_mult(width_mult, "densenet121", {"the growth rate k": GROWTH_RATE})
     check_stem_stride(stem_stride, small_input)
-    return DenseNet(CONFIGS["densenet121"], num_classes, in_channels, scale_channels(GROWTH_RATE, width_mult),
-                    small_input, stem_stride)
+    return DenseNet(
+        CONFIGS["densenet121"],
+        num_classes,
+        in_channels,
+        scale_channels(GROWTH_RATE, width_mult),
+        small_input,
+        stem_stride,
+    )

@@ -43,8 +43,15 @@ from collections import OrderedDict
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_probability,
-                                  check_stem_stride, check_width_mult, make_divisible)
+from cnnlib.models.blocks import (
+    ConvBNAct,
+    FeaturesPoolClassifier,
+    InvertedResidual,
+    check_probability,
+    check_stem_stride,
+    check_width_mult,
+    make_divisible,
+)
 from cnnlib.models.init import kaiming_init
 
 # Table 1, stages 2-8: MBConv expansion, kernel, stride of the first unit, channels, layers.
@@ -63,16 +70,25 @@ SE_RATIO = 0.25
 SMALL_INPUT_STRIDE_ONE_STAGE = 1  # index in MBCONV_STAGES of stage 3, whose stride 2 becomes 1
 
 
-class EfficientNet(PooledHead):
+class EfficientNet(FeaturesPoolClassifier):
     """EfficientNet-B0 (Tan & Le 2019, Table 1)."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2,
-                 stochastic_depth: float = 0.2, small_input: bool = False, width_mult: float = 1.0,
-                 stem_stride: int = 1):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        dropout: float = 0.2,
+        stochastic_depth: float = 0.2,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        stem_stride: int = 1,
+        se_ratio: float = SE_RATIO,
+    ):
         channels = make_divisible(STEM_CHANNELS * width_mult)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["stage1"] = ConvBNAct(in_channels, channels, 3, stride=stem_stride if small_input else 2,
-                                     activation=nn.SiLU)
+        layers["stage1"] = ConvBNAct(
+            in_channels, channels, 3, stride=stem_stride if small_input else 2, activation=nn.SiLU
+        )
         total_units = sum(stage[-1] for stage in MBCONV_STAGES)
         unit_index = 0
         for stage, (expansion, kernel, stride, out_channels, repeats) in enumerate(MBCONV_STAGES):
@@ -81,18 +97,28 @@ class EfficientNet(PooledHead):
             out_channels = make_divisible(out_channels * width_mult)
             units = []
             for index in range(repeats):
-                units.append(InvertedResidual(
-                    channels, out_channels, expansion=expansion, stride=stride if index == 0 else 1,
-                    kernel_size=kernel, activation=nn.SiLU, se_ratio=SE_RATIO,
-                    drop_path=stochastic_depth * unit_index / total_units,
-                ))
+                units.append(
+                    InvertedResidual(
+                        channels,
+                        out_channels,
+                        expansion=expansion,
+                        stride=stride if index == 0 else 1,
+                        kernel_size=kernel,
+                        activation=nn.SiLU,
+                        se_ratio=se_ratio,
+                        drop_path=stochastic_depth * unit_index / total_units,
+                    )
+                )
                 channels = out_channels
                 unit_index += 1
             layers[f"stage{stage + 2}"] = nn.Sequential(*units)
         head_channels = make_divisible(HEAD_CHANNELS * width_mult)
         layers["stage9"] = ConvBNAct(channels, head_channels, 1, activation=nn.SiLU)
-        super().__init__(nn.Sequential(layers), nn.AdaptiveAvgPool2d(1),
-                         nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes)))
+        super().__init__(
+            nn.Sequential(layers),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes)),
+        )
 
 
 def paper_init(model: nn.Module) -> None:
@@ -106,13 +132,32 @@ def paper_init(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register("efficientnet_b0", paper_input=(3, 224, 224), paper_init=paper_init, title="EfficientNet-B0",
-          summary="EfficientNet-B0 (Tan & Le 2019): MBConv with squeeze-excitation, SiLU, stochastic depth")
-def efficientnet_b0(*, num_classes: int, in_channels: int, small_input: bool, dropout: float = 0.2,
-                    stochastic_depth: float = 0.2, stem_stride: int = 1, width_mult: float = 1.0) -> EfficientNet:
-    """EfficientNet-B0 (Table 1); see the module docstring for the options."""
+@register(
+    "efficientnet_b0",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="EfficientNet-B0",
+    summary="EfficientNet-B0 (Tan & Le 2019): MBConv with squeeze-excitation, SiLU, stochastic depth",
+)
+def efficientnet_b0(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    dropout: float = 0.2,
+    stochastic_depth: float = 0.2,
+    stem_stride: int = 1,
+    width_mult: float = 1.0,
+    se_ratio: float = SE_RATIO,
+) -> EfficientNet:
+    """EfficientNet-B0 (Table 1); see the module docstring for the options. ``se_ratio`` sizes each
+    unit's squeeze-and-excitation (Hu et al. 2018) as a fraction of its input channels; 0 leaves the
+    gates out, the chapter's experiment."""
     check_stem_stride(stem_stride, small_input)
     check_width_mult(width_mult, "efficientnet_b0")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
     check_probability("stochastic_depth", stochastic_depth)
-    return EfficientNet(num_classes, in_channels, dropout, stochastic_depth, small_input, width_mult, stem_stride)
+    check_probability("se_ratio", se_ratio)
+    return EfficientNet(
+        num_classes, in_channels, dropout, stochastic_depth, small_input, width_mult, stem_stride, se_ratio
+    )

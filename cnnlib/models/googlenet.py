@@ -85,7 +85,9 @@ class InceptionWidths:
 
     def scaled(self, width_mult: float) -> InceptionWidths:
         """Every branch ``width_mult`` times as wide, in whole channels."""
-        return InceptionWidths(**{column: scale_channels(width, width_mult) for column, width in asdict(self).items()})
+        return InceptionWidths(
+            **{column: scale_channels(width, width_mult) for column, width in asdict(self).items()}
+        )
 
 
 # Table 1: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
@@ -120,14 +122,32 @@ class Variant:
 
 
 VARIANTS = {
-    "paper": Variant(batch_norm=False, branch3_kernel=5, response_norm=True, maxpool4_kernel=3, dropout=0.4,
-                     aux_adaptive_side=None),
+    "paper": Variant(
+        batch_norm=False,
+        branch3_kernel=5,
+        response_norm=True,
+        maxpool4_kernel=3,
+        dropout=0.4,
+        aux_adaptive_side=None,
+    ),
     # Table 1's network as Ioffe & Szegedy (2015) trained Inception with batch norm: before every ReLU, and
     # local response normalisation removed (their §4.2.1).
-    "paper_bn": Variant(batch_norm=True, branch3_kernel=5, response_norm=False, maxpool4_kernel=3, dropout=0.4,
-                        aux_adaptive_side=None),
-    "torchvision": Variant(batch_norm=True, branch3_kernel=3, response_norm=False, maxpool4_kernel=2, dropout=0.2,
-                           aux_adaptive_side=4),
+    "paper_bn": Variant(
+        batch_norm=True,
+        branch3_kernel=5,
+        response_norm=False,
+        maxpool4_kernel=3,
+        dropout=0.4,
+        aux_adaptive_side=None,
+    ),
+    "torchvision": Variant(
+        batch_norm=True,
+        branch3_kernel=3,
+        response_norm=False,
+        maxpool4_kernel=2,
+        dropout=0.2,
+        aux_adaptive_side=4,
+    ),
 }
 
 
@@ -144,11 +164,20 @@ def _side_at_4a(side: int, small: bool) -> int:
 class ConvBlock(nn.Module):
     """Convolution and ReLU (paper), or convolution, batch norm and ReLU (torchvision's BasicConv2d)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 batch_norm: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=not batch_norm)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else nn.Identity()  # torchvision's name
+        self.bn = (
+            nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else nn.Identity()
+        )  # torchvision's name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn(self.conv(x)))
@@ -162,12 +191,16 @@ class Inception(nn.Module):
         block = partial(ConvBlock, batch_norm=variant.batch_norm)
         k = variant.branch3_kernel
         self.branch1 = block(in_channels, widths.ch1x1, 1)
-        self.branch2 = nn.Sequential(block(in_channels, widths.ch3x3_reduce, 1),
-                                     block(widths.ch3x3_reduce, widths.ch3x3, 3, padding=1))
-        self.branch3 = nn.Sequential(block(in_channels, widths.ch5x5_reduce, 1),
-                                     block(widths.ch5x5_reduce, widths.ch5x5, k, padding=k // 2))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     block(in_channels, widths.pool_proj, 1))
+        self.branch2 = nn.Sequential(
+            block(in_channels, widths.ch3x3_reduce, 1), block(widths.ch3x3_reduce, widths.ch3x3, 3, padding=1)
+        )
+        self.branch3 = nn.Sequential(
+            block(in_channels, widths.ch5x5_reduce, 1),
+            block(widths.ch5x5_reduce, widths.ch5x5, k, padding=k // 2),
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), block(in_channels, widths.pool_proj, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -176,14 +209,21 @@ class Inception(nn.Module):
 class AuxiliaryClassifier(nn.Module):
     """§5: average pool, 1×1 conv (128) + ReLU, FC 1024 + ReLU, dropout 0.7, linear."""
 
-    def __init__(self, in_channels: int, num_classes: int, variant: Variant, input_side: tuple[int, int],
-                 width_mult: float = 1.0):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        variant: Variant,
+        input_side: tuple[int, int],
+        width_mult: float = 1.0,
+    ):
         super().__init__()
         if variant.aux_adaptive_side is None:
             self.pool: nn.Module = nn.AvgPool2d(AUX_POOL, AUX_POOL_STRIDE, ceil_mode=True)
             # Sized for the input; an input too small still builds, and create() names the layer.
             area = max(_pooled(input_side[0], AUX_POOL, AUX_POOL_STRIDE), 1) * max(
-                _pooled(input_side[1], AUX_POOL, AUX_POOL_STRIDE), 1)
+                _pooled(input_side[1], AUX_POOL, AUX_POOL_STRIDE), 1
+            )
         else:
             self.pool = nn.AdaptiveAvgPool2d(variant.aux_adaptive_side)
             area = variant.aux_adaptive_side**2
@@ -203,16 +243,29 @@ class GoogLeNet(nn.Module):
 
     aux_weight = AUX_WEIGHT
 
-    def __init__(self, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: Variant,
-                 small: bool, aux_logits: bool, width_mult: float = 1.0):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        input_size: tuple[int, int],
+        variant: Variant,
+        small: bool,
+        aux_logits: bool,
+        width_mult: float = 1.0,
+    ):
         super().__init__()
         block = partial(ConvBlock, batch_norm=variant.batch_norm)
-        norm = partial(ResponseNorm, 5, alpha=1e-4, beta=0.75, k=1.0) if variant.response_norm else nn.Identity
+        norm = (
+            partial(ResponseNorm, 5, alpha=1e-4, beta=0.75, k=1.0) if variant.response_norm else nn.Identity
+        )
         pool = partial(nn.MaxPool2d, stride=2, ceil_mode=True)
         stem = {name: scale_channels(channels, width_mult) for name, channels in STEM_CHANNELS.items()}
         inception = {name: widths.scaled(width_mult) for name, widths in INCEPTION.items()}
-        self.conv1 = (block(in_channels, stem["conv1"], 3, padding=1) if small
-                      else block(in_channels, stem["conv1"], 7, stride=2, padding=3))
+        self.conv1 = (
+            block(in_channels, stem["conv1"], 3, padding=1)
+            if small
+            else block(in_channels, stem["conv1"], 7, stride=2, padding=3)
+        )
         self.maxpool1 = nn.Identity() if small else pool(3)
         self.norm1 = norm()
         self.conv2 = block(stem["conv1"], stem["conv2"], 1)
@@ -229,8 +282,12 @@ class GoogLeNet(nn.Module):
         self.aux2: AuxiliaryClassifier | None = None
         if aux_logits:
             side_4a = (_side_at_4a(input_size[0], small), _side_at_4a(input_size[1], small))
-            self.aux1 = AuxiliaryClassifier(inception["4a"].out_channels, num_classes, variant, side_4a, width_mult)
-            self.aux2 = AuxiliaryClassifier(inception["4d"].out_channels, num_classes, variant, side_4a, width_mult)
+            self.aux1 = AuxiliaryClassifier(
+                inception["4a"].out_channels, num_classes, variant, side_4a, width_mult
+            )
+            self.aux2 = AuxiliaryClassifier(
+                inception["4d"].out_channels, num_classes, variant, side_4a, width_mult
+            )
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # Table 1's 7×7/1 average pool at 224
         self.dropout = nn.Dropout(variant.dropout)
         self.fc = nn.Linear(in_channels, num_classes)
@@ -250,21 +307,47 @@ class GoogLeNet(nn.Module):
         return (logits, aux1, aux2) if with_aux else logits
 
 
-@register("googlenet", paper_input=(3, 224, 224), paper_init=xavier_init, title="GoogLeNet",
-          summary="GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper', 'paper_bn' or 'torchvision'")
-def googlenet(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-              variant: str = "paper", aux_logits: bool = True, width_mult: float = 1.0,
-              dropout: float | None = None) -> GoogLeNet:
+@register(
+    "googlenet",
+    paper_input=(3, 224, 224),
+    paper_init=xavier_init,
+    title="GoogLeNet",
+    summary=(
+        "GoogLeNet (Szegedy et al. 2015) with auxiliary heads; variant='paper', 'paper_bn' or 'torchvision'"
+    ),
+)
+def googlenet(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    variant: str = "paper",
+    aux_logits: bool = True,
+    width_mult: float = 1.0,
+    dropout: float | None = None,
+) -> GoogLeNet:
     """GoogLeNet for ``num_classes`` classes; see the module docstring for the variants, forms and width.
     ``dropout``: the rate before the last linear layer (None: the variant's, 0.4 in the paper's)."""
     if variant not in VARIANTS:
-        raise UserError(f"Unknown GoogLeNet variant {variant!r}: choose one of {', '.join(map(repr, VARIANTS))}.")
+        raise UserError(
+            f"Unknown GoogLeNet variant {variant!r}: choose one of {', '.join(map(repr, VARIANTS))}."
+        )
     chosen = VARIANTS[variant]
     if dropout is not None:
         check_probability("dropout", dropout)
         chosen = replace(chosen, dropout=dropout)
-    check_width_mult(width_mult, "googlenet", {
-        **STEM_CHANNELS, "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
-        **{f"{column} of inception{name}": width
-           for name, widths in INCEPTION.items() for column, width in asdict(widths).items()}})
+    check_width_mult(
+        width_mult,
+        "googlenet",
+        {
+            **STEM_CHANNELS,
+            "the auxiliary heads' 1×1 conv": AUX_CHANNELS,
+            **{
+                f"{column} of inception{name}": width
+                for name, widths in INCEPTION.items()
+                for column, width in asdict(widths).items()
+            },
+        },
+    )
     return GoogLeNet(num_classes, in_channels, input_size, chosen, small_input, aux_logits, width_mult)

@@ -19,7 +19,7 @@ layers keep PyTorch's defaults (weight 1, bias 0), which is what every paper of 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,9 +30,13 @@ Initialiser = Callable[[nn.Module], None]
 
 
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
-    """The convolutions, linear layers and layers stating their ``fans`` of ``model``, in registration order."""
-    return [module for module in model.modules()
-            if isinstance(module, (nn.Conv2d, nn.Linear)) or hasattr(module, "fans")]
+    """The convolutions, linear layers and layers stating their ``fans`` of ``model``, in registration
+    order."""
+    return [
+        module
+        for module in model.modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear)) or hasattr(module, "fans")
+    ]
 
 
 def fans(layer: nn.Module) -> tuple[float, float]:
@@ -84,8 +88,9 @@ def keep_pytorch_defaults(model: nn.Module) -> None:
     """The ``"pytorch"`` scheme: leave every layer as PyTorch initialised it."""
 
 
-def initialiser(init: str, *, paper: Initialiser, model_name: str,
-                extra: dict[str, Initialiser] | None = None) -> Initialiser:
+def initialiser(
+    init: str, *, paper: Initialiser, model_name: str, extra: dict[str, Initialiser] | None = None
+) -> Initialiser:
     """The function applying scheme ``init``; ``paper`` is the model's own paper scheme and
     ``extra`` names schemes one model adds (LeNet-5's too-small normal for the studies)."""
     schemes: dict[str, Initialiser] = {

@@ -33,9 +33,21 @@ from cnnlib.models.init import normal_init, weighted_layers
 
 # Table I: which S2 maps (rows) feed each of the 16 C3 maps (columns).
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (4, 5, 0),
+    (5, 0, 1),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (3, 4, 5, 0),
+    (4, 5, 0, 1),
+    (5, 0, 1, 2),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
 
@@ -142,8 +154,16 @@ class LeNet5(nn.Module):
     redundant). The ``paper`` form is the paper's, with none of them.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] = (32, 32),
-                 variant: str = "modern", activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: tuple[int, int] = (32, 32),
+        variant: str = "modern",
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         if variant not in ("paper", "modern"):
             raise UserError(f"Unknown LeNet-5 variant {variant!r}: choose 'paper' or 'modern'.")
@@ -152,8 +172,10 @@ class LeNet5(nn.Module):
         check_choice("batch_norm", batch_norm, (False, True))
         paper = variant == "paper"
         if paper and (activation, dropout, batch_norm) != ("relu", 0.0, False):
-            raise UserError("activation, dropout and batch_norm change the modern form only: "
-                            "leave them out with variant='paper'.")
+            raise UserError(
+                "activation, dropout and batch_norm change the modern form only: "
+                "leave them out with variant='paper'."
+            )
         act = ScaledTanh if paper else ACTIVATIONS[activation]
         pool = Subsampling if paper else (lambda channels: nn.MaxPool2d(2))
         c5_area = max(_side_after_c5(input_size[0]), 1) * max(_side_after_c5(input_size[1]), 1)
@@ -161,7 +183,9 @@ class LeNet5(nn.Module):
         def add_unit(block: nn.Sequential, name: str, layer: nn.Module, norm: type[nn.Module]) -> None:
             block.add_module(name, layer)
             if batch_norm:
-                block.add_module(f"{name}_bn", norm(layer.out_channels if norm is nn.BatchNorm2d else layer.out_features))
+                block.add_module(
+                    f"{name}_bn", norm(layer.out_channels if norm is nn.BatchNorm2d else layer.out_features)
+                )
             block.add_module(f"{name}_act", act())
 
         bias = not batch_norm
@@ -182,7 +206,9 @@ class LeNet5(nn.Module):
         add_unit(self.classifier, "F6", nn.Linear(120 * c5_area, 84, bias=bias), nn.BatchNorm1d)
         if dropout:
             self.classifier.add_module("output_dropout", nn.Dropout(dropout))
-        self.classifier.add_module("output", EuclideanRBF(84, num_classes) if paper else nn.Linear(84, num_classes))
+        self.classifier.add_module(
+            "output", EuclideanRBF(84, num_classes) if paper else nn.Linear(84, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -200,12 +226,26 @@ def init_paper(model: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-@register("lenet5", paper_input=(1, 32, 32), fixed_size=True, paper_init=init_paper, title="LeNet-5",
-          default_init=lambda options: "paper" if options["variant"] == "paper" else "pytorch",
-          extra_inits={"small_normal": partial(normal_init, std=SMALL_NORMAL_STD)},
-          summary="LeNet-5 (LeCun et al. 1998); variant='modern' or 'paper'")
-def lenet5(*, num_classes: int, in_channels: int, input_size: tuple[int, int], variant: str = "modern",
-           activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False) -> LeNet5:
+@register(
+    "lenet5",
+    paper_input=(1, 32, 32),
+    fixed_size=True,
+    paper_init=init_paper,
+    title="LeNet-5",
+    default_init=lambda options: "paper" if options["variant"] == "paper" else "pytorch",
+    extra_inits={"small_normal": partial(normal_init, std=SMALL_NORMAL_STD)},
+    summary="LeNet-5 (LeCun et al. 1998); variant='modern' or 'paper'",
+)
+def lenet5(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    variant: str = "modern",
+    activation: str = "relu",
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> LeNet5:
     """LeNet-5 for ``num_classes`` classes; see the module docstring for the variants and
     :class:`LeNet5` for the options. ``init`` defaults to ``"paper"`` for the paper's form
     and to ``"pytorch"`` for the modern one; ``"small_normal"`` draws every weight from

@@ -30,10 +30,8 @@ and in the first unit of row 2 (t=6, c=24, n=2, s=2), the common CIFAR practice 
 kuangliu/pytorch-cifar. The network then divides the side by 8 instead of 32
 (32×32 → 4×4, 28×28 → 4×4). ``stem_stride=2`` keeps the stem's own stride of 2 (side divided
 by 16, 32×32 → 2×2): a quarter of the work of the first rows, whose wide expanded maps are most of
-a CPU's time. At half width on 2 CPU cores (fp32, batch 128, all of CIFAR-10, 1 December 2026) it
-trained at 365 images/s against 110–118, and reached 50.6 % after 2 epochs against 65.2 %. In the
-chapter's 1,200 s, though, it makes about 10 passes over the data instead of 2, and reached 80.07 % (flips
-only, no dropout), so the chapter's CPU run uses it.
+a CPU's time, so a time budget holds about three times the passes (the chapter's cpu preset uses it;
+results/recipes/08_mobilenet/).
 """
 
 from __future__ import annotations
@@ -43,8 +41,16 @@ from collections import OrderedDict
 from torch import nn
 
 from cnnlib.models import register
-from cnnlib.models.blocks import (ConvBNAct, InvertedResidual, PooledHead, check_choice, check_probability,
-                                  check_stem_stride, check_width_mult, make_divisible)
+from cnnlib.models.blocks import (
+    ConvBNAct,
+    FeaturesPoolClassifier,
+    InvertedResidual,
+    check_choice,
+    check_probability,
+    check_stem_stride,
+    check_width_mult,
+    make_divisible,
+)
 from cnnlib.models.init import kaiming_init
 
 # Table 2: t, c, n, s of the bottleneck rows.
@@ -62,31 +68,48 @@ LAST_CHANNELS = 1280
 SMALL_INPUT_STRIDE_ONE_ROW = 1  # index of the row (t=6, c=24) whose stride 2 becomes 1
 
 
-class MobileNetV2(PooledHead):
+class MobileNetV2(FeaturesPoolClassifier):
     """MobileNetV2 (Sandler et al. 2018, Table 2)."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
-                 dropout: float = 0.2, small_input: bool = False, linear_bottleneck: bool = True,
-                 stem_stride: int = 1):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+        small_input: bool = False,
+        linear_bottleneck: bool = True,
+        stem_stride: int = 1,
+    ):
         channels = make_divisible(STEM_CHANNELS * width_mult)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["stem"] = ConvBNAct(in_channels, channels, 3, stride=stem_stride if small_input else 2,
-                                  activation=nn.ReLU6)
+        layers["stem"] = ConvBNAct(
+            in_channels, channels, 3, stride=stem_stride if small_input else 2, activation=nn.ReLU6
+        )
         for row, (expansion, out_channels, repeats, stride) in enumerate(INVERTED_RESIDUAL_ROWS):
             if small_input and row == SMALL_INPUT_STRIDE_ONE_ROW:
                 stride = 1
             out_channels = make_divisible(out_channels * width_mult)
             units = []
             for index in range(repeats):
-                units.append(InvertedResidual(channels, out_channels, expansion=expansion,
-                                              stride=stride if index == 0 else 1,
-                                              linear_bottleneck=linear_bottleneck))
+                units.append(
+                    InvertedResidual(
+                        channels,
+                        out_channels,
+                        expansion=expansion,
+                        stride=stride if index == 0 else 1,
+                        linear_bottleneck=linear_bottleneck,
+                    )
+                )
                 channels = out_channels
             layers[f"bottleneck{row + 1}"] = nn.Sequential(*units)
         last_channels = make_divisible(LAST_CHANNELS * max(1.0, width_mult))
         layers["conv_last"] = ConvBNAct(channels, last_channels, 1, activation=nn.ReLU6)
-        super().__init__(nn.Sequential(layers), nn.AdaptiveAvgPool2d(1),
-                         nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes)))
+        super().__init__(
+            nn.Sequential(layers),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes)),
+        )
 
 
 def paper_init(model: nn.Module) -> None:
@@ -99,13 +122,28 @@ def paper_init(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register("mobilenet_v2", paper_input=(3, 224, 224), paper_init=paper_init, title="MobileNetV2",
-          summary="MobileNetV2 (Sandler et al. 2018): inverted residuals, linear bottlenecks; width_mult")
-def mobilenet_v2(*, num_classes: int, in_channels: int, small_input: bool, width_mult: float = 1.0,
-                 dropout: float = 0.2, linear_bottleneck: bool = True, stem_stride: int = 1) -> MobileNetV2:
+@register(
+    "mobilenet_v2",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="MobileNetV2",
+    summary="MobileNetV2 (Sandler et al. 2018): inverted residuals, linear bottlenecks; width_mult",
+)
+def mobilenet_v2(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    width_mult: float = 1.0,
+    dropout: float = 0.2,
+    linear_bottleneck: bool = True,
+    stem_stride: int = 1,
+) -> MobileNetV2:
     """MobileNetV2 (Table 2); see the module docstring for the options."""
     check_stem_stride(stem_stride, small_input)
     check_width_mult(width_mult, "mobilenet_v2")  # make_divisible leaves every layer at least 8 channels
     check_probability("dropout", dropout)
     check_choice("linear_bottleneck", linear_bottleneck, (True, False))
-    return MobileNetV2(num_classes, in_channels, width_mult, dropout, small_input, linear_bottleneck, stem_stride)
+    return MobileNetV2(
+        num_classes, in_channels, width_mult, dropout, small_input, linear_bottleneck, stem_stride
+    )

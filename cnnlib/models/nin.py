@@ -79,8 +79,14 @@ class MlpConv:
 
     def scaled(self, width_mult: float) -> MlpConv:
         """This layer with ``width_mult`` times the channels, the class maps (§3.2) left as they are."""
-        return replace(self, channels=scale_channels(self.channels, width_mult), mlp_channels=tuple(
-            width if width == CLASSES else scale_channels(width, width_mult) for width in self.mlp_channels))
+        return replace(
+            self,
+            channels=scale_channels(self.channels, width_mult),
+            mlp_channels=tuple(
+                width if width == CLASSES else scale_channels(width, width_mult)
+                for width in self.mlp_channels
+            ),
+        )
 
 
 # The released ImageNet model (nin_imagenet).
@@ -109,8 +115,10 @@ def mlpconv(in_channels: int, layer: MlpConv, num_classes: int, batch_norm: bool
     """§3.1: conv k×k, ReLU, conv 1×1, ReLU, conv 1×1, ReLU; with ``batch_norm``, a batch norm
     before each ReLU (and no bias in the convolution before it)."""
     widths = [layer.channels, *(num_classes if width == CLASSES else width for width in layer.mlp_channels)]
-    shapes = [(in_channels, widths[0], layer.kernel_size, layer.stride, layer.padding),
-              *((narrow, wide, 1, 1, 0) for narrow, wide in zip(widths, widths[1:]))]
+    shapes = [
+        (in_channels, widths[0], layer.kernel_size, layer.stride, layer.padding),
+        *((narrow, wide, 1, 1, 0) for narrow, wide in zip(widths, widths[1:])),
+    ]
     modules: list[nn.Module] = []
     for inputs, outputs, kernel_size, stride, padding in shapes:
         modules.append(nn.Conv2d(inputs, outputs, kernel_size, stride, padding, bias=not batch_norm))
@@ -124,17 +132,29 @@ class NiN(nn.Module):
     """Stacked mlpconv layers and a global average pool (§3.2): the class maps are averaged.
     ``head="fc"``: a fully connected layer on the flattened class maps instead (§4.6)."""
 
-    def __init__(self, layers: tuple[MlpConv, ...], num_classes: int, in_channels: int,
-                 input_size: tuple[int, int], head: str = "gap", batch_norm: bool = False, dropout: float = DROPOUT):
+    def __init__(
+        self,
+        layers: tuple[MlpConv, ...],
+        num_classes: int,
+        in_channels: int,
+        input_size: tuple[int, int],
+        head: str = "gap",
+        batch_norm: bool = False,
+        dropout: float = DROPOUT,
+    ):
         super().__init__()
         self.features = nn.Sequential()
         height, width = input_size
         for index, layer in enumerate(layers, start=1):
             self.features.add_module(f"mlpconv{index}", mlpconv(in_channels, layer, num_classes, batch_norm))
-            height, width = (conv_output_size(side, layer.kernel_size, layer.stride, layer.padding)
-                             for side in (height, width))
+            height, width = (
+                conv_output_size(side, layer.kernel_size, layer.stride, layer.padding)
+                for side in (height, width)
+            )
             if layer.pool:
-                self.features.add_module(f"pool{index}", POOLS[layer.pool](kernel_size=3, stride=2, ceil_mode=True))
+                self.features.add_module(
+                    f"pool{index}", POOLS[layer.pool](kernel_size=3, stride=2, ceil_mode=True)
+                )
                 height, width = (conv_output_size(side, 3, 2, ceil_mode=True) for side in (height, width))
             if layer.dropout and dropout:
                 self.features.add_module(f"dropout{index}", nn.Dropout(dropout))
@@ -143,8 +163,10 @@ class NiN(nn.Module):
         if self.global_average:
             self.global_pool = nn.AdaptiveAvgPool2d(1)
         else:  # sized for the input; an input too small still builds, and create() names the layer
-            self.classifier = nn.Sequential(*([nn.Dropout(dropout)] if dropout else []),
-                                            nn.Linear(num_classes * max(height, 1) * max(width, 1), num_classes))
+            self.classifier = nn.Sequential(
+                *([nn.Dropout(dropout)] if dropout else []),
+                nn.Linear(num_classes * max(height, 1) * max(width, 1), num_classes),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(x)
@@ -158,11 +180,25 @@ def paper_init(model: nn.Module) -> None:
     normal_init(model, std=PAPER_STD)
 
 
-@register("nin", paper_input=(3, 224, 224), paper_init=paper_init, title="NiN",
-          summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling; "
-                  "variant='paper' or 'paper_bn'")
-def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-        width_mult: float = 1.0, head: str = "gap", variant: str = "paper", dropout: float = DROPOUT) -> NiN:
+@register(
+    "nin",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="NiN",
+    summary="Network In Network (Lin et al. 2014): mlpconv layers and global average pooling; "
+    "variant='paper' or 'paper_bn'",
+)
+def nin(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+    head: str = "gap",
+    variant: str = "paper",
+    dropout: float = DROPOUT,
+) -> NiN:
     """NiN for ``num_classes`` classes: the released ImageNet model, or §4.2's CIFAR-10 network for small
     inputs, ``width_mult`` times as wide, with the global average or (``head="fc"``) a fully connected head,
     (``variant="paper_bn"``) batch norm before every ReLU, and dropout at the rate ``dropout`` (0: none)."""
@@ -170,9 +206,22 @@ def nin(*, num_classes: int, in_channels: int, input_size: tuple[int, int], smal
     check_choice("NiN variant", variant, VARIANTS)
     check_probability("dropout", dropout)
     layers = CIFAR_LAYERS if small_input else IMAGENET_LAYERS
-    check_width_mult(width_mult, "nin", {
-        f"mlpconv{index} conv{position}": width
-        for index, layer in enumerate(layers, start=1)
-        for position, width in enumerate((layer.channels, *layer.mlp_channels), start=1) if width != CLASSES})
-    return NiN(tuple(layer.scaled(width_mult) for layer in layers), num_classes, in_channels, input_size, head,
-               batch_norm=variant == "paper_bn", dropout=dropout)
+    check_width_mult(
+        width_mult,
+        "nin",
+        {
+            f"mlpconv{index} conv{position}": width
+            for index, layer in enumerate(layers, start=1)
+            for position, width in enumerate((layer.channels, *layer.mlp_channels), start=1)
+            if width != CLASSES
+        },
+    )
+    return NiN(
+        tuple(layer.scaled(width_mult) for layer in layers),
+        num_classes,
+        in_channels,
+        input_size,
+        head,
+        batch_norm=variant == "paper_bn",
+        dropout=dropout,
+    )

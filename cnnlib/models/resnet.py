@@ -140,18 +140,22 @@ class ZeroPadShortcut(nn.Module):
         self.extra_channels, self.stride = out_channels - in_channels, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra_channels))
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra_channels))
 
 
-def _branch(block: str, in_channels: int, width: int, stride: int, stride_on: str,
-            zero_init_residual: bool) -> nn.Sequential:
+def _branch(
+    block: str, in_channels: int, width: int, stride: int, stride_on: str, zero_init_residual: bool
+) -> nn.Sequential:
     """The residual function F of one unit (Fig. 5); its last batch norm has no ReLU."""
     if block == "basic":
         units = [ConvBNAct(in_channels, width, 3, stride), ConvBNAct(width, width, 3, activation=None)]
     else:
         reduce_stride, middle_stride = (stride, 1) if stride_on == "1x1" else (1, stride)
-        units = [ConvBNAct(in_channels, width, 1, reduce_stride), ConvBNAct(width, width, 3, middle_stride),
-                 ConvBNAct(width, width * EXPANSION["bottleneck"], 1, activation=None)]
+        units = [
+            ConvBNAct(in_channels, width, 1, reduce_stride),
+            ConvBNAct(width, width, 3, middle_stride),
+            ConvBNAct(width, width * EXPANSION["bottleneck"], 1, activation=None),
+        ]
     if zero_init_residual:
         nn.init.zeros_(units[-1].bn.weight)
     return nn.Sequential(*units)
@@ -187,9 +191,18 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _stages(block: str, blocks: Sequence[int], widths: Sequence[int], channels: int, *, residual: bool,
-            shortcut: str, stride_on: str = "1x1", zero_init_residual: bool = False,
-            stem_pool: bool = False) -> tuple[list[nn.Sequential], int]:
+def _stages(
+    block: str,
+    blocks: Sequence[int],
+    widths: Sequence[int],
+    channels: int,
+    *,
+    residual: bool,
+    shortcut: str,
+    stride_on: str = "1x1",
+    zero_init_residual: bool = False,
+    stem_pool: bool = False,
+) -> tuple[list[nn.Sequential], int]:
     """The stages of ``blocks[i]`` units of width ``widths[i]``, each after the first halving the
     resolution in its first unit, and the channels they end with."""
     stages = []
@@ -200,44 +213,88 @@ def _stages(block: str, blocks: Sequence[int], widths: Sequence[int], channels: 
         for index in range(count):
             stride = 2 if stage > 0 and index == 0 else 1
             out_channels = width * EXPANSION[block]
-            units.append(ResidualUnit(_branch(block, channels, width, stride, stride_on, zero_init_residual),
-                                      _shortcut(channels, out_channels, stride, shortcut) if residual else None))
+            units.append(
+                ResidualUnit(
+                    _branch(block, channels, width, stride, stride_on, zero_init_residual),
+                    _shortcut(channels, out_channels, stride, shortcut) if residual else None,
+                )
+            )
             channels = out_channels
         stages.append(nn.Sequential(*units))
     return stages, channels
 
 
-def resnet(block: str, layers: Sequence[int], *, num_classes: int, in_channels: int, small_input: bool,
-           residual: bool = True, stride_on: str = "1x1", width_mult: float = 1.0,
-           zero_init_residual: bool = False) -> ResNet:
+def resnet(
+    block: str,
+    layers: Sequence[int],
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    stride_on: str = "1x1",
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """A Table 1 ResNet of ``block`` units ("basic" or "bottleneck") with ``layers`` units in its
     four stages; ``residual=False`` gives the plain network. See the module docstring."""
     check_choice("ResNet block", block, tuple(EXPANSION))
     check_choice("stride_on", stride_on, STRIDE_PLACES)
-    if (not isinstance(layers, Sequence) or len(layers) != len(STAGE_CHANNELS)
-            or not all(isinstance(n, int) and n > 0 for n in layers)):
+    if (
+        not isinstance(layers, Sequence)
+        or len(layers) != len(STAGE_CHANNELS)
+        or not all(isinstance(n, int) and n > 0 for n in layers)
+    ):
         raise UserError(f"ResNet layers {layers!r} must be four positive block counts, e.g. [2, 2, 2, 2].")
-    check_width_mult(width_mult, "ResNet", {"conv1": STEM_CHANNELS, **{
-        f"conv{stage}_x": channels for stage, channels in enumerate(STAGE_CHANNELS, start=2)}})
+    check_width_mult(
+        width_mult,
+        "ResNet",
+        {
+            "conv1": STEM_CHANNELS,
+            **{f"conv{stage}_x": channels for stage, channels in enumerate(STAGE_CHANNELS, start=2)},
+        },
+    )
     channels = scale_channels(STEM_CHANNELS, width_mult)
-    stem = ConvBNAct(in_channels, channels, 3) if small_input else ConvBNAct(in_channels, channels, 7, stride=2)
-    stages, channels = _stages(block, layers, [scale_channels(width, width_mult) for width in STAGE_CHANNELS],
-                               channels, residual=residual, shortcut="B", stride_on=stride_on,
-                               zero_init_residual=zero_init_residual and residual, stem_pool=not small_input)
+    stem = (
+        ConvBNAct(in_channels, channels, 3) if small_input else ConvBNAct(in_channels, channels, 7, stride=2)
+    )
+    stages, channels = _stages(
+        block,
+        layers,
+        [scale_channels(width, width_mult) for width in STAGE_CHANNELS],
+        channels,
+        residual=residual,
+        shortcut="B",
+        stride_on=stride_on,
+        zero_init_residual=zero_init_residual and residual,
+        stem_pool=not small_input,
+    )
     return ResNet(stem, stages, channels, num_classes)
 
 
-def cifar_resnet(units: int, *, num_classes: int, in_channels: int, residual: bool = True,
-                 width_mult: float = 1.0) -> ResNet:
+def cifar_resnet(
+    units: int, *, num_classes: int, in_channels: int, residual: bool = True, width_mult: float = 1.0
+) -> ResNet:
     """The 6n + 2-layer CIFAR-10 network of Sec. 4.2 with n = ``units``, option A shortcuts;
     ``residual=False`` gives its plain twin. See the module docstring."""
-    check_width_mult(width_mult, "the CIFAR ResNet", {"conv1": CIFAR_STEM_CHANNELS, **{
-        f"conv{stage}_x": channels for stage, channels in enumerate(CIFAR_STAGE_CHANNELS, start=2)}})
+    check_width_mult(
+        width_mult,
+        "the CIFAR ResNet",
+        {
+            "conv1": CIFAR_STEM_CHANNELS,
+            **{f"conv{stage}_x": channels for stage, channels in enumerate(CIFAR_STAGE_CHANNELS, start=2)},
+        },
+    )
     channels = scale_channels(CIFAR_STEM_CHANNELS, width_mult)
     stem = ConvBNAct(in_channels, channels, 3)
-    stages, channels = _stages("basic", [units] * len(CIFAR_STAGE_CHANNELS),
-                               [scale_channels(width, width_mult) for width in CIFAR_STAGE_CHANNELS],
-                               channels, residual=residual, shortcut="A")
+    stages, channels = _stages(
+        "basic",
+        [units] * len(CIFAR_STAGE_CHANNELS),
+        [scale_channels(width, width_mult) for width in CIFAR_STAGE_CHANNELS],
+        channels,
+        residual=residual,
+        shortcut="A",
+    )
     return ResNet(stem, stages, channels, num_classes)
 
 
@@ -247,176 +304,461 @@ def paper_init(model: nn.Module) -> None:
     kaiming_init(model, conv_fan="fan_out", linear_layers=False)
 
 
-@register("resnet10", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="10-layer ResNet (He et al. 2016), basic units [1, 1, 1, 1]")
-def resnet10(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True, width_mult: float =
-             1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet10",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="10-layer ResNet (He et al. 2016), basic units [1, 1, 1, 1]",
+)
+def resnet10(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-10, basic units [1, 1, 1, 1] in conv2_x..conv5_x
     (timm's resnet10t stages, its deep stem aside); see the module docstring."""
-    return resnet("basic", (1, 1, 1, 1), num_classes=num_classes, in_channels=in_channels, small_input=small_input,
-                  residual=residual, width_mult=width_mult, zero_init_residual=zero_init_residual)
+    return resnet(
+        "basic",
+        (1, 1, 1, 1),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet14", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="14-layer ResNet (He et al. 2016), bottleneck units [1, 1, 1, 1]")
-def resnet14(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True,
-             stride_on: str = "1x1", width_mult: float = 1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet14",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="14-layer ResNet (He et al. 2016), bottleneck units [1, 1, 1, 1]",
+)
+def resnet14(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    stride_on: str = "1x1",
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-14, bottleneck units [1, 1, 1, 1] in conv2_x..conv5_x
     (timm's resnet14t stages, its deep stem aside); see the module docstring."""
-    return resnet("bottleneck", (1, 1, 1, 1), num_classes=num_classes, in_channels=in_channels,
-                  small_input=small_input, residual=residual, stride_on=stride_on, width_mult=width_mult,
-                  zero_init_residual=zero_init_residual)
+    return resnet(
+        "bottleneck",
+        (1, 1, 1, 1),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        stride_on=stride_on,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet16", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="16-layer ResNet (He et al. 2016), basic units [2, 2, 2, 1]")
-def resnet16(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True, width_mult: float =
-             1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet16",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="16-layer ResNet (He et al. 2016), basic units [2, 2, 2, 1]",
+)
+def resnet16(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-16, basic units [2, 2, 2, 1] in conv2_x..conv5_x
     (this course: ResNet-18 less one conv5_x unit); see the module docstring."""
-    return resnet("basic", (2, 2, 2, 1), num_classes=num_classes, in_channels=in_channels, small_input=small_input,
-                  residual=residual, width_mult=width_mult, zero_init_residual=zero_init_residual)
+    return resnet(
+        "basic",
+        (2, 2, 2, 1),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet18", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="18-layer ResNet (He et al. 2016), basic units [2, 2, 2, 2]")
-def resnet18(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True, width_mult: float =
-             1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet18",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="18-layer ResNet (He et al. 2016), basic units [2, 2, 2, 2]",
+)
+def resnet18(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-18, basic units [2, 2, 2, 2] in conv2_x..conv5_x (Table 1); see the module docstring."""
-    return resnet("basic", (2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels, small_input=small_input,
-                  residual=residual, width_mult=width_mult, zero_init_residual=zero_init_residual)
+    return resnet(
+        "basic",
+        (2, 2, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet26", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="26-layer ResNet (He et al. 2016), bottleneck units [2, 2, 2, 2]")
-def resnet26(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True,
-             stride_on: str = "1x1", width_mult: float = 1.0, zero_init_residual: bool = False) -> ResNet:
-    """ResNet-26, bottleneck units [2, 2, 2, 2] in conv2_x..conv5_x (timm's resnet26); see the module docstring."""
-    return resnet("bottleneck", (2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels,
-                  small_input=small_input, residual=residual, stride_on=stride_on, width_mult=width_mult,
-                  zero_init_residual=zero_init_residual)
+@register(
+    "resnet26",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="26-layer ResNet (He et al. 2016), bottleneck units [2, 2, 2, 2]",
+)
+def resnet26(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    stride_on: str = "1x1",
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
+    """ResNet-26, bottleneck units [2, 2, 2, 2] in conv2_x..conv5_x (timm's resnet26); see the module
+    docstring."""
+    return resnet(
+        "bottleneck",
+        (2, 2, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        stride_on=stride_on,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet34", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="34-layer ResNet (He et al. 2016), basic units [3, 4, 6, 3]")
-def resnet34(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True, width_mult: float =
-             1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet34",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="34-layer ResNet (He et al. 2016), basic units [3, 4, 6, 3]",
+)
+def resnet34(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-34, basic units [3, 4, 6, 3] in conv2_x..conv5_x (Table 1); see the module docstring."""
-    return resnet("basic", (3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels, small_input=small_input,
-                  residual=residual, width_mult=width_mult, zero_init_residual=zero_init_residual)
+    return resnet(
+        "basic",
+        (3, 4, 6, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet50", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="50-layer ResNet (He et al. 2016), bottleneck units [3, 4, 6, 3]")
-def resnet50(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True,
-             stride_on: str = "1x1", width_mult: float = 1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet50",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="50-layer ResNet (He et al. 2016), bottleneck units [3, 4, 6, 3]",
+)
+def resnet50(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    stride_on: str = "1x1",
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-50, bottleneck units [3, 4, 6, 3] in conv2_x..conv5_x (Table 1); see the module docstring."""
-    return resnet("bottleneck", (3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels,
-                  small_input=small_input, residual=residual, stride_on=stride_on, width_mult=width_mult,
-                  zero_init_residual=zero_init_residual)
+    return resnet(
+        "bottleneck",
+        (3, 4, 6, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        stride_on=stride_on,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet101", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="101-layer ResNet (He et al. 2016), bottleneck units [3, 4, 23, 3]")
-def resnet101(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True,
-              stride_on: str = "1x1", width_mult: float = 1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet101",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="101-layer ResNet (He et al. 2016), bottleneck units [3, 4, 23, 3]",
+)
+def resnet101(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    stride_on: str = "1x1",
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-101, bottleneck units [3, 4, 23, 3] in conv2_x..conv5_x (Table 1); see the module docstring."""
-    return resnet("bottleneck", (3, 4, 23, 3), num_classes=num_classes, in_channels=in_channels,
-                  small_input=small_input, residual=residual, stride_on=stride_on, width_mult=width_mult,
-                  zero_init_residual=zero_init_residual)
+    return resnet(
+        "bottleneck",
+        (3, 4, 23, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        stride_on=stride_on,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("resnet152", paper_input=(3, 224, 224), paper_init=paper_init, title="ResNet",
-          summary="152-layer ResNet (He et al. 2016), bottleneck units [3, 8, 36, 3]")
-def resnet152(*, num_classes: int, in_channels: int, small_input: bool, residual: bool = True,
-              stride_on: str = "1x1", width_mult: float = 1.0, zero_init_residual: bool = False) -> ResNet:
+@register(
+    "resnet152",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="152-layer ResNet (He et al. 2016), bottleneck units [3, 8, 36, 3]",
+)
+def resnet152(
+    *,
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    residual: bool = True,
+    stride_on: str = "1x1",
+    width_mult: float = 1.0,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-152, bottleneck units [3, 8, 36, 3] in conv2_x..conv5_x (Table 1); see the module docstring."""
-    return resnet("bottleneck", (3, 8, 36, 3), num_classes=num_classes, in_channels=in_channels,
-                  small_input=small_input, residual=residual, stride_on=stride_on, width_mult=width_mult,
-                  zero_init_residual=zero_init_residual)
+    return resnet(
+        "bottleneck",
+        (3, 8, 36, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=residual,
+        stride_on=stride_on,
+        width_mult=width_mult,
+        zero_init_residual=zero_init_residual,
+    )
 
 
-@register("plain18", paper_input=(3, 224, 224), paper_init=paper_init, title="a plain network",
-          summary="18-layer plain network (He et al. 2016), basic units [2, 2, 2, 2]")
+@register(
+    "plain18",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="18-layer plain network (He et al. 2016), basic units [2, 2, 2, 2]",
+)
 def plain18(*, num_classes: int, in_channels: int, small_input: bool, width_mult: float = 1.0) -> ResNet:
     """The 18-layer plain network of Table 2: ResNet-18 without its shortcuts; see the module docstring."""
-    return resnet("basic", (2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels, small_input=small_input,
-                  residual=False, width_mult=width_mult)
+    return resnet(
+        "basic",
+        (2, 2, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=False,
+        width_mult=width_mult,
+    )
 
 
-@register("plain34", paper_input=(3, 224, 224), paper_init=paper_init, title="a plain network",
-          summary="34-layer plain network (He et al. 2016), basic units [3, 4, 6, 3]")
+@register(
+    "plain34",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="34-layer plain network (He et al. 2016), basic units [3, 4, 6, 3]",
+)
 def plain34(*, num_classes: int, in_channels: int, small_input: bool, width_mult: float = 1.0) -> ResNet:
     """The 34-layer plain network of Table 2: ResNet-34 without its shortcuts; see the module docstring."""
-    return resnet("basic", (3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels, small_input=small_input,
-                  residual=False, width_mult=width_mult)
+    return resnet(
+        "basic",
+        (3, 4, 6, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        residual=False,
+        width_mult=width_mult,
+    )
 
 
-@register("resnet20", paper_input=(3, 32, 32), paper_init=paper_init, title="ResNet",
-          summary="20-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=3, option A shortcuts")
+@register(
+    "resnet20",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="20-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=3, option A shortcuts",
+)
 def resnet20(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
-    """ResNet-20 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 3, 16/32/64 filters, option A shortcuts."""
-    return cifar_resnet(3, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult)
+    """ResNet-20 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 3, 16/32/64 filters, option A
+    shortcuts."""
+    return cifar_resnet(
+        3, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult
+    )
 
 
-@register("resnet32", paper_input=(3, 32, 32), paper_init=paper_init, title="ResNet",
-          summary="32-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=5, option A shortcuts")
+@register(
+    "resnet32",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="32-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=5, option A shortcuts",
+)
 def resnet32(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
-    """ResNet-32 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 5, 16/32/64 filters, option A shortcuts."""
-    return cifar_resnet(5, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult)
+    """ResNet-32 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 5, 16/32/64 filters, option A
+    shortcuts."""
+    return cifar_resnet(
+        5, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult
+    )
 
 
-@register("resnet44", paper_input=(3, 32, 32), paper_init=paper_init, title="ResNet",
-          summary="44-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=7, option A shortcuts")
+@register(
+    "resnet44",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="44-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=7, option A shortcuts",
+)
 def resnet44(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
-    """ResNet-44 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 7, 16/32/64 filters, option A shortcuts."""
-    return cifar_resnet(7, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult)
+    """ResNet-44 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 7, 16/32/64 filters, option A
+    shortcuts."""
+    return cifar_resnet(
+        7, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult
+    )
 
 
-@register("resnet56", paper_input=(3, 32, 32), paper_init=paper_init, title="ResNet",
-          summary="56-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=9, option A shortcuts")
+@register(
+    "resnet56",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="56-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=9, option A shortcuts",
+)
 def resnet56(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
-    """ResNet-56 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 9, 16/32/64 filters, option A shortcuts."""
-    return cifar_resnet(9, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult)
+    """ResNet-56 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 9, 16/32/64 filters, option A
+    shortcuts."""
+    return cifar_resnet(
+        9, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult
+    )
 
 
-@register("resnet110", paper_input=(3, 32, 32), paper_init=paper_init, title="ResNet",
-          summary="110-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=18, option A shortcuts")
+@register(
+    "resnet110",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="ResNet",
+    summary="110-layer CIFAR-10 ResNet (He et al. 2016, Sec. 4.2), n=18, option A shortcuts",
+)
 def resnet110(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
-    """ResNet-110 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 18, 16/32/64 filters, option A shortcuts."""
-    return cifar_resnet(18, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult)
+    """ResNet-110 for CIFAR-10 (Sec. 4.2, Table 6): 6n + 2 layers with n = 18, 16/32/64 filters, option A
+    shortcuts."""
+    return cifar_resnet(
+        18, num_classes=num_classes, in_channels=in_channels, residual=True, width_mult=width_mult
+    )
 
 
-@register("plain20", paper_input=(3, 32, 32), paper_init=paper_init, title="a plain network",
-          summary="20-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=3")
+@register(
+    "plain20",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="20-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=3",
+)
 def plain20(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
     """The 20-layer plain network of Sec. 4.2 (Fig. 6 left): ResNet-20 without its shortcuts."""
-    return cifar_resnet(3, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult)
+    return cifar_resnet(
+        3, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult
+    )
 
 
-@register("plain32", paper_input=(3, 32, 32), paper_init=paper_init, title="a plain network",
-          summary="32-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=5")
+@register(
+    "plain32",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="32-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=5",
+)
 def plain32(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
     """The 32-layer plain network of Sec. 4.2 (Fig. 6 left): ResNet-32 without its shortcuts."""
-    return cifar_resnet(5, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult)
+    return cifar_resnet(
+        5, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult
+    )
 
 
-@register("plain44", paper_input=(3, 32, 32), paper_init=paper_init, title="a plain network",
-          summary="44-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=7")
+@register(
+    "plain44",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="44-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=7",
+)
 def plain44(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
     """The 44-layer plain network of Sec. 4.2 (Fig. 6 left): ResNet-44 without its shortcuts."""
-    return cifar_resnet(7, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult)
+    return cifar_resnet(
+        7, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult
+    )
 
 
-@register("plain56", paper_input=(3, 32, 32), paper_init=paper_init, title="a plain network",
-          summary="56-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=9")
+@register(
+    "plain56",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="56-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=9",
+)
 def plain56(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
     """The 56-layer plain network of Sec. 4.2 (Fig. 6 left): ResNet-56 without its shortcuts."""
-    return cifar_resnet(9, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult)
+    return cifar_resnet(
+        9, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult
+    )
 
 
-@register("plain110", paper_input=(3, 32, 32), paper_init=paper_init, title="a plain network",
-          summary="110-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=18")
+@register(
+    "plain110",
+    paper_input=(3, 32, 32),
+    paper_init=paper_init,
+    title="a plain network",
+    summary="110-layer CIFAR-10 plain network (He et al. 2016, Sec. 4.2), n=18",
+)
 def plain110(*, num_classes: int, in_channels: int, width_mult: float = 1.0) -> ResNet:
     """The 110-layer plain network of Sec. 4.2 (Fig. 6 left): ResNet-110 without its shortcuts."""
-    return cifar_resnet(18, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult)
+    return cifar_resnet(
+        18, num_classes=num_classes, in_channels=in_channels, residual=False, width_mult=width_mult
+    )

@@ -12,8 +12,8 @@ pool before the classifier, the identity at 224; here fc6 is sized for the input
 the paper's single-scale network has no such pool.
 
 SMALL-INPUT FORM (inputs whose shorter side is ≤ 64, or ``small_input=True``): the
-convolution stack is unchanged. The five pools use ``ceil_mode=True`` so that a 28×28 MNIST digit still reaches a
-1×1 map (28 → 14 → 7 → 4 → 2 → 1; floor rounding would end at 0), and 32×32 gives 1×1×512 as
+convolution stack is unchanged. The five pools use ``ceil_mode=True`` so that a 28×28 MNIST digit still
+reaches a 1×1 map (28 → 14 → 7 → 4 → 2 → 1; floor rounding would end at 0), and 32×32 gives 1×1×512 as
 with floor rounding. The classifier is a single linear layer from those 512 features to the
 classes, as in kuangliu/pytorch-cifar's VGG: three 4096-wide layers on a 1×1 map would hold
 most of the parameters for no spatial information.
@@ -45,7 +45,29 @@ CONFIGURATIONS: dict[str, tuple[int | str, ...]] = {
     "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    "E": (
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ),
 }
 
 HIDDEN_UNITS = 4096  # FC-4096 (Table 1)
@@ -65,8 +87,9 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def conv_stack(configuration: tuple[int | str, ...], in_channels: int, batch_norm: bool,
-               ceil_mode: bool) -> nn.Sequential:
+def conv_stack(
+    configuration: tuple[int | str, ...], in_channels: int, batch_norm: bool, ceil_mode: bool
+) -> nn.Sequential:
     """The convolutional part of a Table 1 column (torchvision's ``make_layers`` layout)."""
     layers: list[nn.Module] = []
     for entry in configuration:
@@ -87,10 +110,15 @@ def last_conv_channels(configuration: tuple[int | str, ...]) -> int:
 
 
 def paper_classifier(in_features: int, num_classes: int, hidden_units: int = HIDDEN_UNITS) -> nn.Sequential:
-    """FC-4096, FC-4096 (``hidden_units``), FC-classes with ReLU and dropout 0.5 after the hidden layers (§3.1)."""
+    """FC-4096, FC-4096 (``hidden_units``), FC-classes with ReLU and dropout 0.5 after the hidden layers
+    (§3.1)."""
     return nn.Sequential(
-        nn.Linear(in_features, hidden_units), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
-        nn.Linear(hidden_units, hidden_units), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+        nn.Linear(in_features, hidden_units),
+        nn.ReLU(inplace=True),
+        nn.Dropout(DROPOUT),
+        nn.Linear(hidden_units, hidden_units),
+        nn.ReLU(inplace=True),
+        nn.Dropout(DROPOUT),
         nn.Linear(hidden_units, num_classes),
     )
 
@@ -100,20 +128,36 @@ def paper_init(model: nn.Module) -> None:
     normal_init(model, std=0.01)
 
 
-def vgg(configuration: str, batch_norm: bool, *, num_classes: int, in_channels: int,
-        input_size: tuple[int, int], small_input: bool, width_mult: float = 1.0) -> VGG:
+def vgg(
+    configuration: str,
+    batch_norm: bool,
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
     """VGG of Table 1 ``configuration`` ("A", "B", "D" or "E"); see the module docstring."""
     convs = [entry for entry in CONFIGURATIONS[configuration] if entry != "M"]
-    check_width_mult(width_mult, f"VGG configuration {configuration}",
-                     {f"conv{index}": channels for index, channels in enumerate(convs, start=1)})
-    columns = tuple(entry if entry == "M" else scale_channels(entry, width_mult)
-                    for entry in CONFIGURATIONS[configuration])
+    check_width_mult(
+        width_mult,
+        f"VGG configuration {configuration}",
+        {f"conv{index}": channels for index, channels in enumerate(convs, start=1)},
+    )
+    columns = tuple(
+        entry if entry == "M" else scale_channels(entry, width_mult)
+        for entry in CONFIGURATIONS[configuration]
+    )
     features = conv_stack(columns, in_channels, batch_norm, ceil_mode=small_input)
     # Sized for the input; an input too small still builds, and create() names the layer.
     height, width = (max(_side_after_pools(side, small_input), 1) for side in input_size)
     flat = last_conv_channels(columns) * height * width
-    classifier = (nn.Sequential(nn.Linear(flat, num_classes)) if small_input
-                  else paper_classifier(flat, num_classes, scale_channels(HIDDEN_UNITS, width_mult)))
+    classifier = (
+        nn.Sequential(nn.Linear(flat, num_classes))
+        if small_input
+        else paper_classifier(flat, num_classes, scale_channels(HIDDEN_UNITS, width_mult))
+    )
     return VGG(features, classifier)
 
 
@@ -123,73 +167,221 @@ def _side_after_pools(side: int, ceil_mode: bool) -> int:
     return side
 
 
-@register("vgg11", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration A",
-          summary="VGG configuration A (Simonyan & Zisserman 2015)")
-def vgg11(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-          width_mult: float = 1.0) -> VGG:
+@register(
+    "vgg11",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration A",
+    summary="VGG configuration A (Simonyan & Zisserman 2015)",
+)
+def vgg11(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
     """VGG-11, configuration A of Table 1; see the module docstring."""
-    return vgg("A", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+    return vgg(
+        "A",
+        False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg13", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration B",
-          summary="VGG configuration B (Simonyan & Zisserman 2015)")
-def vgg13(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-          width_mult: float = 1.0) -> VGG:
+@register(
+    "vgg13",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration B",
+    summary="VGG configuration B (Simonyan & Zisserman 2015)",
+)
+def vgg13(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
     """VGG-13, configuration B of Table 1; see the module docstring."""
-    return vgg("B", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+    return vgg(
+        "B",
+        False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg16", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration D",
-          summary="VGG configuration D (Simonyan & Zisserman 2015)")
-def vgg16(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-          width_mult: float = 1.0) -> VGG:
+@register(
+    "vgg16",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration D",
+    summary="VGG configuration D (Simonyan & Zisserman 2015)",
+)
+def vgg16(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
     """VGG-16, configuration D of Table 1; see the module docstring."""
-    return vgg("D", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+    return vgg(
+        "D",
+        False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg19", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration E",
-          summary="VGG configuration E (Simonyan & Zisserman 2015)")
-def vgg19(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-          width_mult: float = 1.0) -> VGG:
+@register(
+    "vgg19",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration E",
+    summary="VGG configuration E (Simonyan & Zisserman 2015)",
+)
+def vgg19(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
     """VGG-19, configuration E of Table 1; see the module docstring."""
-    return vgg("E", False, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+    return vgg(
+        "E",
+        False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg11_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration A",
-          summary="VGG configuration A (Simonyan & Zisserman 2015), batch norm as torchvision")
-def vgg11_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-             width_mult: float = 1.0) -> VGG:
-    """VGG-11, configuration A of Table 1, with batch norm after every convolution; see the module docstring."""
-    return vgg("A", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+@register(
+    "vgg11_bn",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration A",
+    summary="VGG configuration A (Simonyan & Zisserman 2015), batch norm as torchvision",
+)
+def vgg11_bn(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
+    """VGG-11, configuration A of Table 1, with batch norm after every convolution; see the module
+    docstring."""
+    return vgg(
+        "A",
+        True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg13_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration B",
-          summary="VGG configuration B (Simonyan & Zisserman 2015), batch norm as torchvision")
-def vgg13_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-             width_mult: float = 1.0) -> VGG:
-    """VGG-13, configuration B of Table 1, with batch norm after every convolution; see the module docstring."""
-    return vgg("B", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+@register(
+    "vgg13_bn",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration B",
+    summary="VGG configuration B (Simonyan & Zisserman 2015), batch norm as torchvision",
+)
+def vgg13_bn(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
+    """VGG-13, configuration B of Table 1, with batch norm after every convolution; see the module
+    docstring."""
+    return vgg(
+        "B",
+        True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg16_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration D",
-          summary="VGG configuration D (Simonyan & Zisserman 2015), batch norm as torchvision")
-def vgg16_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-             width_mult: float = 1.0) -> VGG:
-    """VGG-16, configuration D of Table 1, with batch norm after every convolution; see the module docstring."""
-    return vgg("D", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+@register(
+    "vgg16_bn",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration D",
+    summary="VGG configuration D (Simonyan & Zisserman 2015), batch norm as torchvision",
+)
+def vgg16_bn(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
+    """VGG-16, configuration D of Table 1, with batch norm after every convolution; see the module
+    docstring."""
+    return vgg(
+        "D",
+        True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )
 
 
-@register("vgg19_bn", paper_input=(3, 224, 224), paper_init=paper_init, title="VGG configuration E",
-          summary="VGG configuration E (Simonyan & Zisserman 2015), batch norm as torchvision")
-def vgg19_bn(*, num_classes: int, in_channels: int, input_size: tuple[int, int], small_input: bool,
-             width_mult: float = 1.0) -> VGG:
-    """VGG-19, configuration E of Table 1, with batch norm after every convolution; see the module docstring."""
-    return vgg("E", True, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-               small_input=small_input, width_mult=width_mult)
+@register(
+    "vgg19_bn",
+    paper_input=(3, 224, 224),
+    paper_init=paper_init,
+    title="VGG configuration E",
+    summary="VGG configuration E (Simonyan & Zisserman 2015), batch norm as torchvision",
+)
+def vgg19_bn(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    small_input: bool,
+    width_mult: float = 1.0,
+) -> VGG:
+    """VGG-19, configuration E of Table 1, with batch norm after every convolution; see the module
+    docstring."""
+    return vgg(
+        "E",
+        True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        small_input=small_input,
+        width_mult=width_mult,
+    )

@@ -1,0 +1,109 @@
+"""The chapters' measured runs, one after another on an idle machine: the recipe search and the final seeds.
+
+``recipes``: for each chapter network, its ``cpu`` preset against its nearest alternatives (the
+choices the preset makes: batch size, crop padding, width, growth rate, dropout, augmentation),
+each trained on 45,000 CIFAR-10 images in the preset's time budget and scored on the other 5,000
+(``validation=5000``), never on the test set (``final_test=False``). One sweep per chapter, into
+``runs/recipes/<chapter>/``; its ``results.csv`` and ``histories.csv`` are copied to
+``results/recipes/<chapter>/`` as soon as the chapter's sweep ends. The preset must be the
+validation winner (``tests/test_results.py`` reads the tables).
+
+``finals``: each chapter network's ``cpu`` preset on all 50,000 training images, tested once, for
+seeds 1 and 2 (seed 0 is the run its notebook makes and shows: ``make chapters``), into
+``runs/finals/<chapter>/seed<N>/``; each run's ``metrics.json`` is copied to
+``results/cpu/<chapter>/seed<N>.json`` as it ends.
+
+Both are resumable: a sweep skips the runs it finished, and a final run whose record exists is not
+made again. Run nothing else on the machine meanwhile: the time budgets make every figure depend on
+the machine's speed. ``make recipes`` and ``make finals`` call this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cnnlib.presets import preset_config
+from cnnlib.sweep import sweep_settings
+from cnnlib.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATION = (
+    5000  # CIFAR-10's 50,000 training images as 45,000 / 5,000, as He et al. 2016 (§4.2) chose theirs
+)
+
+# Per chapter: its network, and the alternatives each changing one choice of the preset (or two that go
+# together, as a batch size and its learning rate).
+CHAPTERS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "02_alexnet": ("alexnet", {"flips only": {"augment": "flip"}, "lr 0.05": {"lr": 0.05}}),
+    "03_nin": ("nin", {"dropout 0.5": {"dropout": 0.5}, "crops and flips": {"augment": "crop+flip"}}),
+    "04_vgg": ("vgg16_bn", {"width 0.375": {"width_mult": 0.375}, "lr 0.1": {"lr": 0.1}}),
+    "05_googlenet": (
+        "googlenet",
+        {"batch 256, lr 0.2": {"batch_size": 256, "lr": 0.2}, "dropout 0.4": {"dropout": 0.4}},
+    ),
+    "06_resnet": ("resnet18", {"padding 4": {"crop_padding": 4}, "batch 128": {"batch_size": 128}}),
+    "07_densenet": ("densenet121", {"growth rate 12": {"width_mult": 0.375}}),
+    "08_mobilenet": ("mobilenet_v2", {"crops and flips": {"augment": "crop+flip"}}),
+    "09_efficientnet": ("efficientnet_b0", {"crops and flips": {"augment": "crop+flip"}}),
+    "10_fast_training": ("fastnet", {"8 epochs": {"epochs": 8}, "12 epochs": {"epochs": 12}}),
+}
+
+
+def sweep_parameters(network: str, **changes: Any) -> dict[str, Any]:
+    """The ``train`` parameters of ``network``'s cpu preset with ``changes``, as a sweep takes them
+    (model options as ``option.NAME``)."""
+    config = preset_config(network, "cpu", **changes)
+    settings = {
+        name: value
+        for name, value in vars(config).items()
+        if value is not None and name not in ("model_options", "out", "resume", "progress", "stop_after")
+    }
+    return settings | {f"option.{key}": value for key, value in config.model_options.items()}
+
+
+def recipes(chapter: str) -> None:
+    """The chapter's recipe search on the validation split (see the module docstring)."""
+    network, alternatives = CHAPTERS[chapter]
+    on_validation = {"validation": VALIDATION, "final_test": False}
+    arms = {
+        name: sweep_parameters(network, **on_validation, **changes)
+        for name, changes in {"preset": {}, **alternatives}.items()
+    }
+    out = ROOT / "runs" / "recipes" / chapter
+    sweep_settings("train", arms, out=out)
+    kept = ROOT / "results" / "recipes" / chapter
+    kept.mkdir(parents=True, exist_ok=True)
+    for table in ("results.csv", "histories.csv"):
+        shutil.copy(out / table, kept / table)
+
+
+def finals(chapter: str, seeds: tuple[int, ...] = (1, 2)) -> None:
+    """The chapter network's final runs for ``seeds`` (see the module docstring)."""
+    network = CHAPTERS[chapter][0]
+    for seed in seeds:
+        record = ROOT / "results" / "cpu" / chapter / f"seed{seed}.json"
+        if record.exists():
+            continue
+        out = ROOT / "runs" / "finals" / chapter / f"seed{seed}"
+        train(preset_config(network, "cpu", seed=seed, out=str(out), resume=True, progress=False))
+        record.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "metrics.json", record)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("recipes", "finals"))
+    parser.add_argument(
+        "chapters", nargs="*", default=list(CHAPTERS), choices=list(CHAPTERS), metavar="CHAPTER"
+    )
+    args = parser.parse_args()
+    for chapter in args.chapters:
+        (recipes if args.what == "recipes" else finals)(chapter)
+        print(f"{args.what}: {chapter} done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
