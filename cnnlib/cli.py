@@ -73,20 +73,26 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     from cnnlib.config import SETTINGS
 
     for name, declared in SETTINGS.items():
-        if not declared.flag:
-            continue
-        if declared.kind is bool:
-            options: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
-        else:
-            options = {"choices": declared.choices, "type": _setting_type(name, declared.kind)}
-        flag, own_name = f"--{name.replace('_', '-')}", f"--{name}"
-        parser.add_argument(
-            flag, dest=name, default=argparse.SUPPRESS, help=declared.help + _shown_default(name), **options
-        )
-        if own_name != flag:
-            parser.add_argument(
-                own_name, dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **options
-            )
+        if declared.flag:
+            _add_setting(parser, name, _shown_default(name))
+
+
+def _add_setting(parser: argparse.ArgumentParser, name: str, default_text: str) -> None:
+    """The flag of setting ``name`` (``--batch-size``, and ``--batch_size`` unlisted), typed, checked
+    and explained by its declaration; ``default_text`` ends its help."""
+    from cnnlib.config import SETTINGS
+
+    declared = SETTINGS[name]
+    if declared.kind is bool:
+        options: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+    else:
+        options = {"choices": declared.choices, "type": _setting_type(name, declared.kind)}
+    flag, own_name = f"--{name.replace('_', '-')}", f"--{name}"
+    parser.add_argument(
+        flag, dest=name, default=argparse.SUPPRESS, help=declared.help + default_text, **options
+    )
+    if own_name != flag:
+        parser.add_argument(own_name, dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **options)
 
 
 def _shown_default(name: str) -> str:
@@ -169,10 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="the test accuracy of a checkpoint")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--dataset", default=None, help="default: the data set it was trained on")
-    evaluate.add_argument("--data-root", default=None)
-    evaluate.add_argument("--device", choices=DEVICES, default="auto")
-    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
+    for name, default_text in (
+        ("dataset", " (default: the one it was trained on)"),
+        ("data_root", ""),
+        ("device", " (default: auto)"),
+        ("tta", " (default: the run's)"),
+    ):
+        _add_setting(evaluate, name, default_text)
     evaluate.add_argument(
         "--out", default=None, help="JSON file to write (default: evaluation.json beside the checkpoint)"
     )
@@ -319,8 +328,13 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from cnnlib.evaluate import evaluate_checkpoint
 
+    settings = vars(args)
     report = evaluate_checkpoint(
-        args.checkpoint, dataset=args.dataset, data_root=args.data_root, device=args.device, tta=args.tta
+        args.checkpoint,
+        dataset=settings.get("dataset"),
+        data_root=settings.get("data_root"),
+        device=settings.get("device", "auto"),
+        tta=settings.get("tta"),
     )
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
     out.write_text(json.dumps(report, indent=2) + "\n")

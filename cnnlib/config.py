@@ -136,7 +136,7 @@ class TrainConfig:
     )
     # The fast chapter's trick that is a setting (Jordan 2024, arXiv 2404.00498, §3); the others are options
     # of fastnet (cnnlib.models.fastnet), augment's altflip and tta's multicrop.
-    norm_bias_lr_factor: float = setting(
+    norm_bias_lr_factor: float | None = knob(
         1.0,
         float,
         "the batch-norm biases' learning rate over the others' (Jordan 2024 §3.4: 64)",
@@ -207,10 +207,15 @@ def recipe_values(name: str) -> dict[str, Any]:
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     """The :class:`TrainConfig` a record stored as a dict (``dataclasses.asdict``); a setting the
     record predates keeps its default, and a ``tta`` stored when it was a bool is the mode it meant."""
-    known = {name: values[name] for name in SETTINGS if name in values}
-    if isinstance(known.get("tta"), bool):
-        known["tta"] = "flip" if known["tta"] else "none"
-    return TrainConfig(**known)
+    return _tta_as_mode(TrainConfig(**{name: values[name] for name in SETTINGS if name in values}))
+
+
+def _tta_as_mode(config: TrainConfig) -> TrainConfig:
+    """``tta`` given as the bool it was before it named a mode (a record, a notebook or a sweep of then):
+    ``True`` is ``flip``, ``False`` ``none``."""
+    if isinstance(config.tta, (bool, np.bool_)):
+        return dataclasses.replace(config, tta="flip" if config.tta else "none")
+    return config
 
 
 def resumable() -> frozenset[str]:
@@ -253,6 +258,7 @@ def check_setting(name: str, value: Any) -> None:
 def resolve(config: TrainConfig, channels: int) -> TrainConfig:
     """Fill the knobs left unset from the recipe, check every value, and make each value a plain
     Python one (:func:`_plain`)."""
+    config = _tta_as_mode(config)
     recipe = config.recipe or recipe_for(config.model, config.dataset, channels)
     values = recipe_values(recipe)
     filled = {

@@ -125,6 +125,11 @@ def test_a_value_outside_its_declaration_is_one_sentence(setting, value, words):
     assert all(word in message for word in words) and message.count(". ") == 0 and message.endswith(".")
 
 
+def test_tta_given_as_the_bool_it_once_was_is_the_mode_it_meant():
+    assert resolve(TrainConfig(tta=True), channels=1).tta == "flip"
+    assert resolve(TrainConfig(tta=False), channels=1).tta == "none"
+
+
 def test_cross_setting_rules_stay_explicit():
     with pytest.raises(UserError, match="hinge loss: set --label-smoothing 0"):
         resolve(TrainConfig(loss="hinge", label_smoothing=0.1), channels=1)
