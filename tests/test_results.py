@@ -110,11 +110,9 @@ RECIPES_PENDING = {
     "03_nin",
     "04_vgg",
     "05_googlenet",
-    "06_resnet",
     "07_densenet",
     "08_mobilenet",
     "09_efficientnet",
-    "10_fast_training",
 }
 
 
