@@ -45,7 +45,7 @@ CHAPTERS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
         {"batch 256, lr 0.2": {"batch_size": 256, "lr": 0.2}, "dropout 0.4": {"dropout": 0.4}},
     ),
     "06_resnet": ("resnet18", {"padding 4": {"crop_padding": 4}, "batch 128": {"batch_size": 128}}),
-    "07_densenet": ("densenet121", {"growth rate 12": {"width_mult": 0.375}}),
+    "07_densenet": ("densenet121", {"growth rate 8": {"width_mult": 0.25}}),
     "08_mobilenet": ("mobilenet_v2", {"crops and flips": {"augment": "crop+flip"}}),
     "09_efficientnet": ("efficientnet_b0", {"crops and flips": {"augment": "crop+flip"}}),
     "10_fast_training": ("fastnet", {"8 epochs": {"epochs": 8}, "12 epochs": {"epochs": 12}}),

@@ -110,10 +110,20 @@ RECIPES_PENDING = {
     "03_nin",
     "04_vgg",
     "05_googlenet",
-    "07_densenet",
     "08_mobilenet",
     "09_efficientnet",
 }
+
+
+def chapter_runs():
+    """benchmarks/chapter_runs.py, where the recipe searches' arms are declared."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "chapter_runs.py"
+    spec = importlib.util.spec_from_file_location("chapter_runs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize(
@@ -135,4 +145,10 @@ def test_each_preset_is_its_validation_winner_and_no_arm_read_the_test_set(chapt
     assert (table["status"] == "ok").all() and table["test_accuracy"].isna().all()
     assert (table["validation_images"] == 5000).all() and (table["train_images"] == 45_000).all()
     by_arm = table.groupby("setting")["val_accuracy"].mean()
-    assert by_arm.idxmax() == "preset", by_arm.to_dict()
+    # The winning arm trained what the chapter's cpu preset is now (the arm named "preset" when the search
+    # ran, or an alternative the preset was then changed to).
+    winner = table[table["setting"] == by_arm.idxmax()].iloc[0]
+    network, _ = chapter_runs().CHAPTERS[chapter]
+    preset = chapter_runs().sweep_parameters(network, validation=5000, final_test=False)
+    trained = {key: winner[key.removeprefix("option.")] for key in preset}
+    assert trained == preset, by_arm.to_dict()
