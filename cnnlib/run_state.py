@@ -73,6 +73,16 @@ class Run:
     steps: int = 0
 
     @property
+    def ended(self) -> bool:
+        """Whether the run is over: all its epochs done, or its time budget spent (part-way through the
+        last epoch, or with no room for another step)."""
+        return (
+            self.epoch >= self.config.epochs
+            or self.steps < self.epoch * self.steps_per_epoch
+            or not self.clock.holds_another_step(self.clock.spent)
+        )
+
+    @property
     def writes(self) -> bool:
         """Whether this process writes the run's files (rank 0)."""
         return self.rank == 0

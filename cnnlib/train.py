@@ -76,11 +76,7 @@ def train(config: TrainConfig, data: DataSplit | None = None) -> TrainResult:
             if run.config.stop_after is None
             else min(run.config.epochs, run.epoch + run.config.stop_after)
         )
-        while (
-            run.epoch < last
-            and run.steps == run.epoch * run.steps_per_epoch
-            and run.clock.holds_another_step(run.clock.spent)
-        ):
+        while run.epoch < last and not run.ended:
             train_epoch(run)
         return finish(run)
 
@@ -161,12 +157,8 @@ def finish(run: Run) -> TrainResult:
     """After the last epoch, whatever ended it: the validation split if that epoch skipped it, the
     test set once (unless ``final_test`` is off), then the checkpoint, ``history.csv`` and
     ``metrics.json``."""
-    record, clock = None, run.clock
-    ended = (
-        run.epoch >= run.config.epochs
-        or run.steps < run.epoch * run.steps_per_epoch
-        or not clock.holds_another_step(clock.spent)
-    )  # not paused by stop_after
+    record = None
+    ended = run.ended  # not paused by stop_after
     if run.writes and run.history:
         last = run.history[-1]
         added = {
