@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATA ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
-.PHONY: install book test test-fast lint lab browser dot clean chapters studies ablations recipes finals
+.PHONY: install book test test-fast lint lab browser dot clean chapters studies ablations recipes finals tricks
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,8 @@ test-fast: install lint
 ## chapters: rerun the chapters' full CPU runs in place (CHAPTERS=...; at most 10 minutes of training per network
 ## on 2 idle cores: 20 for chapter 06 with its plain twin and for each of chapters 08 and 09; nothing
 ## else may run beside them) and record their metrics in results/cpu/
-CHAPTERS ?= 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet 09_efficientnet
+CHAPTERS ?= 02_alexnet 03_nin 04_vgg 05_googlenet 06_resnet 07_densenet 08_mobilenet 09_efficientnet \
+  10_fast_training
 chapters: install
 	mkdir -p runs
 	for chapter in $(CHAPTERS); do \
@@ -85,8 +86,10 @@ ablations: install
 ## within its preset's budget, one after another on 2 idle cores), kept in results/recipes/<chapter>/
 ## finals: each chapter network's final runs for seeds 1 and 2 on all 50,000 images, tested once, kept in
 ## results/cpu/<chapter>/ (seed 0 is the chapter page's own run: make chapters). Both resume where they stopped.
+## tricks: the fast chapter's trick table, each trick removed in turn, 3 seeds per arm on the validation split
+## (within 60 minutes on 2 idle cores), kept in results/ablations/10_fast_training/
 RUNS ?=
-recipes finals: install
+recipes finals tricks: install
 	CNNLIB_DATA=$(TEST_DATA) $(PY) benchmarks/chapter_runs.py $@ $(RUNS)
 
 ## lab: open the notebooks in JupyterLab

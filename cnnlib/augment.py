@@ -4,7 +4,8 @@ As in Keller Jordan's airbench and David Page's ResNet-9 trainer, the whole trai
 on the device as one uint8 tensor; a batch is one ``index_select``, one gather for the crops
 and one ``where`` for the flips, with no Python work per image.
 
-A mode names its parts joined by ``+``: ``crop`` (random crops after zero padding), ``flip`` (each
+A mode names its parts joined by ``+``: ``crop`` (random crops after padding, with zeros or, with
+``padding_mode="reflect"``, the image reflected at its edges, as airbench pads), ``flip`` (each
 image mirrored with probability 1/2 at every draw) or ``altflip``, the alternating flip of Jordan 2024
 (arXiv 2404.00498, §3.6): a random half of the images is mirrored in the first epoch, and from then on
 each image is mirrored in every other epoch, so that any two epochs in a row show every image both
@@ -62,17 +63,23 @@ def augment(
     *,
     index: torch.Tensor | None = None,
     epoch: int = 0,
+    padding_mode: str = "zeros",
 ) -> torch.Tensor:
-    """``x`` (uint8 in, uint8 out, on its device) augmented by ``mode`` (see the module docstring). Random
-    crops and flips draw from ``generator``; alternating flips need the images' training ``index`` and
-    the ``epoch``, and take their coins from the generator's seed."""
+    """``x`` (uint8 in, uint8 out, on its device) augmented by ``mode`` (see the module docstring), crops
+    padded by ``padding_mode`` (``zeros`` or ``reflect``). Random crops and flips draw from ``generator``;
+    alternating flips need the images' training ``index`` and the ``epoch``, and take their coins from the
+    generator's seed."""
     n, c, h, w = x.shape
     parts = mode.split("+")
     if "crop" in parts:
-        # One gather from the flattened, zero-padded images: pixel (i, j) of image k comes from
+        # One gather from the flattened, padded images: pixel (i, j) of image k comes from
         # (i + dy_k, j + dx_k) of its padded copy.
         height, width = h + 2 * padding, w + 2 * padding
-        padded = F.pad(x, (padding,) * 4).view(n, c, height * width)
+        padded = (
+            F.pad(x, (padding,) * 4)
+            if padding_mode == "zeros"
+            else F.pad(x.float(), (padding,) * 4, mode=padding_mode).to(x.dtype)  # reflect: float only
+        ).view(n, c, height * width)
         dy, dx = torch.randint(0, 2 * padding + 1, (2, n, 1), generator=generator).to(x.device)
         grid = (torch.arange(h, device=x.device)[:, None] * width + torch.arange(w, device=x.device)).view(
             1, h * w
@@ -98,9 +105,18 @@ def training_batch(
     normalise: Normaliser,
     channels_last: bool,
     epoch: int = 0,
+    padding_mode: str = "zeros",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmented images of the training examples ``index`` in ``epoch`` (from 0: alternating flips
-    depend on it), normalised by ``normalise`` (made once per run, its mean and std on the device),
-    and their labels."""
-    images = augment(data.train_x.index_select(0, index), mode, padding, generator, index=index, epoch=epoch)
+    depend on it; crops padded by ``padding_mode``), normalised by ``normalise`` (made once per run, its
+    mean and std on the device), and their labels."""
+    images = augment(
+        data.train_x.index_select(0, index),
+        mode,
+        padding,
+        generator,
+        index=index,
+        epoch=epoch,
+        padding_mode=padding_mode,
+    )
     return normalise(images, channels_last), data.train_y.index_select(0, index)

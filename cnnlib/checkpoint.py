@@ -34,6 +34,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | memoryview) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp makes a file only its owner can read; give it the mode open() would: 0o666 less the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()

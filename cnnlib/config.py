@@ -24,6 +24,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adagrad", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 AUGMENTATIONS = ("auto", "none", "crop", "flip", "crop+flip", "altflip", "crop+altflip")
 TTA_MODES = ("none", "flip", "multicrop")
+PADDING_MODES = ("zeros", "reflect")
 LOSSES = ("cross_entropy", "mse", "hinge")
 
 
@@ -119,13 +120,26 @@ class TrainConfig:
     crop_padding: int | None = setting(
         None,
         int,
-        "pixels of zero padding around an image before its random crop "
+        "pixels of padding around an image before its random crop "
         "(default: 4 at 32×32 for colour, 2 for grey)",
         positive=True,
+    )
+    padding_mode: str | None = knob(
+        "zeros",
+        str,
+        "what fills the padding before a random crop: zeros (black), or the image reflected at its edges "
+        "(reflect, airbench's: Jordan 2024)",
+        choices=PADDING_MODES,
     )
     grad_clip: float | None = knob(0.0, float, "clip the gradient norm (0: off)", at_least=0)
     ema: float | None = knob(
         0.0, float, "decay of an exponential moving average of the weights (0: off)", within=(0, 1)
+    )
+    lookahead: bool | None = knob(
+        False,
+        bool,
+        "Lookahead: a slow copy of the weights, every 5 steps moved towards the trained ones, which "
+        "restart from it; the run ends on it (Zhang et al. 2019; Jordan 2024 §3.7)",
     )
     tta: str | None = knob(
         "none",
@@ -293,5 +307,10 @@ def _validate(config: TrainConfig) -> None:
     for name in SETTINGS:
         if SETTINGS[name].kind is not dict:
             check_setting(name, getattr(config, name))
+    if config.ema and config.lookahead:
+        raise UserError(
+            "ema and lookahead both average the weights, and a run keeps one average: "
+            "set --ema 0 or --no-lookahead."
+        )
     if config.loss == "hinge" and config.label_smoothing:
         raise UserError("Label smoothing has no meaning for the hinge loss: set --label-smoothing 0.")

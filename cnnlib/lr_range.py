@@ -56,7 +56,14 @@ def lr_range_test(
         set_lr(run.optimizer, lr)
         index = torch.randint(0, len(run.data.train_y), (run.config.batch_size,), generator=run.generator)
         x, y = training_batch(
-            run.data, index.to(run.device), mode, padding, run.generator, run.normalise, run.channels_last
+            run.data,
+            index.to(run.device),
+            mode,
+            padding,
+            run.generator,
+            run.normalise,
+            run.channels_last,
+            padding_mode=run.config.padding_mode,
         )
         value = step(run, x, y, criterion, aux_weight)[0].item()
         average = smoothing * average + (1 - smoothing) * value

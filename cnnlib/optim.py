@@ -1,4 +1,4 @@
-"""Optimisers, learning-rate schedules and losses, by name."""
+"""Optimisers, learning-rate schedules, Lookahead and losses, by name."""
 
 from __future__ import annotations
 
@@ -67,6 +67,49 @@ def make_optimizer(
     if name == "adagrad":
         return torch.optim.Adagrad(groups, lr=lr)
     return torch.optim.RMSprop(groups, lr=lr, momentum=momentum)
+
+
+class Lookahead:
+    """Lookahead (Zhang et al. 2019, arXiv 1907.08610, Alg. 1) as airbench schedules it (Jordan 2024,
+    arXiv 2404.00498, §3.7): a second, slow copy of the weights. Every :attr:`PERIOD` steps of the
+    optimiser the slow weights move towards the trained (fast) ones, ``slow += (1 - decay)(fast - slow)``,
+    and the fast weights restart from them. The decay rises with the run's progress ``p`` (0 to 1) as
+    ``0.95⁵ · p³``: early on the slow weights follow the fast ones, late they average over the last few
+    dozen steps. At the end (:meth:`finish`) the network takes the slow weights. Batch norm's running
+    statistics are averaged as the weights are (airbench does so too)."""
+
+    PERIOD = 5
+    FINAL_DECAY = 0.95**5
+
+    def __init__(self, model: nn.Module):
+        self.slow = {
+            name: value.detach().clone()
+            for name, value in model.state_dict().items()
+            if value.is_floating_point()
+        }
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, progress: float, decay: float | None = None) -> None:
+        """Move the slow weights towards ``model``'s by ``1 - decay`` (by default the decay of
+        ``progress``, the fraction of the run done) and set ``model``'s to them."""
+        decay = self.FINAL_DECAY * min(1.0, progress) ** 3 if decay is None else decay
+        fast = model.state_dict()
+        for name, slow in self.slow.items():
+            slow.lerp_(fast[name], 1 - decay)
+            fast[name].copy_(slow)
+
+    def finish(self, model: nn.Module) -> None:
+        """Give ``model`` the slow weights, as the run's result."""
+        self.update(model, 1.0, decay=1.0)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The slow weights, for a checkpoint."""
+        return dict(self.slow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from the slow weights of a checkpoint."""
+        for name, slow in self.slow.items():
+            slow.copy_(state[name])
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -88,18 +88,19 @@ def plot_history(
                 prefix
                 + {"train": "train", "val": "validation", "test": "test, once" if once else "test"}[split]
             )
+            # The single test evaluation is a star; a curve keeps the split's line style.
             marker = {"marker": "*", "markersize": 12, "linestyle": "none"} if once else {"markersize": 4}
-            style = "" if once else style
+            fmt = () if once else (style,)
             loss_axis.plot(
                 shown["epoch"],
                 shown[f"{split}_loss"],
-                style,
+                *fmt,
                 label=label + ("" if split == "train" else other_loss),
                 **marker,
                 **colour,
             )
             accuracy_axis.plot(
-                shown["epoch"], shown[f"{split}_accuracy"], style, label=label, **marker, **colour
+                shown["epoch"], shown[f"{split}_accuracy"], *fmt, label=label, **marker, **colour
             )
     loss_axis.set(xlabel="epoch", ylabel=LOSS_LABELS.get(loss, f"{loss} loss"), title="Loss")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")

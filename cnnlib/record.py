@@ -181,8 +181,9 @@ class RunRecord:
 @dataclass
 class TrainingState:
     """The tensors a run needs to continue exactly: the weights, the optimiser's and the weight
-    average's state, the random generators, and where the run stood (epochs and steps done, and
-    the seconds of the last step, by which the time budget is judged)."""
+    average's state (``ema``; or ``lookahead``'s slow weights), the random generators, and where the
+    run stood (epochs and steps done, and the seconds of the last step, by which the time budget is
+    judged)."""
 
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any] | None
@@ -193,6 +194,7 @@ class TrainingState:
     generator: torch.Tensor | None
     torch_rng: torch.Tensor | None
     cuda_rng: torch.Tensor | None = None
+    lookahead: dict[str, torch.Tensor] | None = None
 
     def inference_weights(self) -> dict[str, torch.Tensor]:
         """The weights to predict with: the weight average's where the run kept one."""
@@ -223,6 +225,7 @@ def write_checkpoint(path: str | os.PathLike, record: RunRecord, state: Training
             "model": state.model,
             "optimizer": state.optimizer,
             "ema": state.ema,
+            "lookahead": state.lookahead,
             "epoch": state.epoch,
             "steps": state.steps,
             "step_seconds": state.step_seconds,
@@ -257,6 +260,7 @@ def read_checkpoint(
         rng.get("generator"),
         rng.get("torch"),
         rng.get("cuda"),
+        saved.get("lookahead"),
     )
     return record, state
 

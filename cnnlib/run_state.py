@@ -4,7 +4,8 @@ and measured when it ends.
 :class:`Run` gathers what the training loop (:mod:`cnnlib.train`) works on: the data on the
 device, the model under its three views (``model``, whose weights are trained and saved;
 ``network``, the same network as a step calls it, compiled or wrapped for several processes;
-``ema``, the average of its weights, where the run keeps one), the optimiser, the random
+``ema``, the average of its weights, where the run keeps one), its Lookahead's slow weights where it
+has them, the optimiser, the random
 generator, the schedule and the :class:`Clock` that judges the time budget.
 """
 
@@ -28,7 +29,7 @@ from cnnlib.config import TrainConfig, resolve, resumable
 from cnnlib.data import DataSplit, load_dataset
 from cnnlib.device import device_description, init_distributed, precision, training_device, uses_channels_last
 from cnnlib.errors import UserError
-from cnnlib.optim import lr_factor, make_optimizer
+from cnnlib.optim import Lookahead, lr_factor, make_optimizer
 from cnnlib.record import Normaliser, RunMetrics, RunRecord, TrainingState, read_checkpoint, write_checkpoint
 
 
@@ -50,7 +51,8 @@ class Clock:
 class Run:
     """One run in progress. ``model`` is the network whose weights are trained and saved;
     ``network`` the same network as a step calls it (compiled, or wrapped for several processes);
-    ``ema`` the average of its weights, where the run keeps one."""
+    ``ema`` the average of its weights, where the run keeps one; ``lookahead`` its slow weights, where the
+    run has them."""
 
     config: TrainConfig
     data: DataSplit
@@ -61,6 +63,7 @@ class Run:
     model: nn.Module
     network: nn.Module
     ema: torch.optim.swa_utils.AveragedModel | None
+    lookahead: Lookahead | None
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     normalise: Normaliser
@@ -146,6 +149,7 @@ def set_up(config: TrainConfig, data: DataSplit | None = None) -> Run:
         model,
         network,
         ema,
+        Lookahead(model) if config.lookahead else None,
         _optimizer(model, config),
         torch.Generator().manual_seed(config.seed),
         data.preprocess.normaliser(device),
@@ -165,6 +169,8 @@ def restore(run: Run) -> None:
     run.optimizer.load_state_dict(state.optimizer)
     if run.ema is not None:
         run.ema.load_state_dict(state.ema)
+    if run.lookahead is not None:
+        run.lookahead.load_state_dict(state.lookahead)
     run.generator.set_state(state.generator)
     torch.set_rng_state(state.torch_rng)
     if run.device.type == "cuda" and state.cuda_rng is not None:
@@ -188,6 +194,7 @@ def save(run: Run) -> None:
         run.generator.get_state(),
         torch.get_rng_state(),
         torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
+        run.lookahead.state_dict() if run.lookahead is not None else None,
     )
     write_checkpoint(run.checkpoint, run.record(), state)
 

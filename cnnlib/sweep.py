@@ -606,26 +606,50 @@ def summarise(results: pd.DataFrame, by: str | Sequence[str], metric: str = "tes
     )
 
 
-def arm_table(results: pd.DataFrame, by: str) -> pd.DataFrame:
-    """One row per value of ``by`` (an arm of an experiment), over its seeds: test accuracy
-    (mean, min, max, %), final training error (mean, %), parameters, training seconds per run
-    (mean) and the number of finished runs; the values in the order they first appear."""
+def arm_table(results: pd.DataFrame, by: str, split: str = "test") -> pd.DataFrame:
+    """One row per value of ``by`` (an arm of an experiment), over its seeds: the accuracy on ``split``
+    (``test``, or ``val`` for a sweep scored on the validation split; mean, min, max, %), final training
+    error (mean, %), parameters, training seconds per run (mean) and the number of finished runs; the
+    values in the order they first appear."""
+    if split not in ("test", "val"):
+        raise UserError(f"split must be 'test' or 'val', not {split!r}.")
     finished = results[results["status"] == "ok"]
     grouped = finished.groupby(by, sort=False)
+    accuracy = grouped[f"{split}_accuracy"]
+    label = f"{'test' if split == 'test' else 'validation'} accuracy % (mean)"
     table = pd.DataFrame(
         {
-            "test accuracy % (mean)": grouped["test_accuracy"].mean() * 100,
-            "min": grouped["test_accuracy"].min() * 100,
-            "max": grouped["test_accuracy"].max() * 100,
+            label: accuracy.mean() * 100,
+            "min": accuracy.min() * 100,
+            "max": accuracy.max() * 100,
             "training error % (mean)": (1 - grouped["final_train_accuracy"].mean()) * 100,
             "parameters": grouped["params"].first(),
             "seconds per run": grouped["train_seconds"].mean(),
             "runs": grouped.size(),
         }
     )
-    return table.round(
-        {"test accuracy % (mean)": 2, "min": 2, "max": 2, "training error % (mean)": 2, "seconds per run": 0}
-    )
+    return table.round({label: 2, "min": 2, "max": 2, "training error % (mean)": 2, "seconds per run": 0})
+
+
+def time_to_accuracy(
+    histories: pd.DataFrame, marks: Sequence[float] = (0.90, 0.93, 0.94), split: str = "val"
+) -> pd.DataFrame:
+    """One row per ``setting`` of a sweep's ``histories`` (one seed each): its epochs, its best accuracy on
+    ``split`` (%), and for each of ``marks`` the seconds of training until the first epoch whose accuracy
+    reached it ("not reached" where none did), the time-to-accuracy measure of Page's and Jordan's work."""
+    rows = []
+    for setting, curve in histories.groupby("setting", sort=False):
+        seconds, accuracy = curve["train_seconds"].cumsum(), curve[f"{split}_accuracy"]
+        row = {
+            "setting": setting,
+            "epochs": int(curve["epoch"].max()),
+            "best %": round(100 * accuracy.max(), 2),
+        }
+        for mark in marks:
+            reached = seconds[accuracy >= mark]
+            row[f"s to {100 * mark:g} %"] = round(float(reached.iloc[0])) if len(reached) else "not reached"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("setting")
 
 
 def sweep_settings(

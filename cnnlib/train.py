@@ -40,7 +40,7 @@ from cnnlib.data import DataSplit
 from cnnlib.device import autocast, leave_distributed
 from cnnlib.errors import UserError
 from cnnlib.evaluate import evaluate
-from cnnlib.optim import loss_and_logits, make_criterion, schedule_position, set_lr
+from cnnlib.optim import Lookahead, loss_and_logits, make_criterion, schedule_position, set_lr
 from cnnlib.record import RunMetrics, RunRecord, hold_folder
 from cnnlib.run_state import Run, measure, restore, save, set_up
 
@@ -98,6 +98,7 @@ def train_epoch(run: Run) -> None:
     loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
     first_bad = torch.full((), -1, device=device, dtype=torch.long)
     first_step, images, before = run.steps, 0, started
+    total_steps = config.epochs * run.steps_per_epoch
     batches = tqdm(
         enumerate(shard.split(per_rank)),
         total=run.steps_per_epoch,
@@ -112,17 +113,23 @@ def train_epoch(run: Run) -> None:
         seconds = clock.spent + now - started
         if not clock.holds_another_step(seconds):
             break
-        set_lr(
-            run.optimizer,
-            run.lr_at(
-                schedule_position(run.steps, seconds, config.epochs * run.steps_per_epoch, config.time_budget)
-            ),
-        )
+        position = schedule_position(run.steps, seconds, total_steps, config.time_budget)
+        set_lr(run.optimizer, run.lr_at(position))
         x, y = training_batch(
-            data, index, mode, padding, run.generator, run.normalise, run.channels_last, epoch=run.epoch
+            data,
+            index,
+            mode,
+            padding,
+            run.generator,
+            run.normalise,
+            run.channels_last,
+            epoch=run.epoch,
+            padding_mode=config.padding_mode,
         )
         loss, logits = step(run, x, y, criterion, aux_weight)
         run.steps, images = run.steps + 1, images + len(index) * run.world
+        if run.lookahead is not None and run.steps % Lookahead.PERIOD == 0:
+            run.lookahead.update(run.model, position / total_steps)
         loss_sum += loss.float()
         correct += (logits.argmax(1) == y).sum()
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), number, first_bad)
@@ -137,9 +144,9 @@ def train_epoch(run: Run) -> None:
     clock.spent += seconds
     run.epoch += 1
     steps = run.steps - first_step
-    lr = run.lr_at(
-        schedule_position(run.steps, clock.spent, config.epochs * run.steps_per_epoch, config.time_budget)
-    )
+    lr = run.lr_at(schedule_position(run.steps, clock.spent, total_steps, config.time_budget))
+    if run.lookahead is not None and run.ended:
+        run.lookahead.finish(run.model)  # the run ends on the slow weights (Jordan 2024 §3.7)
     row = {
         "epoch": run.epoch,
         "train_loss": loss_sum.item() / max(1, steps * run.world),

@@ -196,5 +196,7 @@ def test_each_recipe_search_arm_is_the_preset_with_one_named_change_on_the_valid
         for changes in alternatives.values():
             arm = sweep_parameters(network, validation=5000, final_test=False, **changes)
             changed = {key.removeprefix("option.") for key in arm if arm[key] != preset.get(key)}
-            assert changed == set(changes), (network, changes)
+            # Every change an arm makes is one it declares; a declared value the preset has taken since (the
+            # preset became that arm when it won: CHAPTERS' comments say so) is no change any more.
+            assert changed <= set(changes), (network, changes)
             plan("train", {}, arm)  # every value passes its setting's declaration before anything runs

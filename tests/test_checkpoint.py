@@ -6,6 +6,7 @@ tests/test_architecture.py)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,14 @@ def test_damaged_files_are_still_called_corrupt(tmp_path):
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(UserError, match="corrupt or truncated"):
         load_checkpoint(garbage)
+
+
+def test_an_atomically_written_file_has_the_mode_open_would_give_it(tmp_path):
+    from cnnlib.checkpoint import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        written = atomic_write(tmp_path / "metrics.json", b"{}")
+    finally:
+        os.umask(umask)
+    assert written.stat().st_mode & 0o777 == 0o644  # readable by all, as metrics and tables are shared

@@ -25,6 +25,7 @@ CHAPTERS = (
     "07_densenet",
     "08_mobilenet",
     "09_efficientnet",
+    "10_fast_training",
 )
 
 EXERCISE = re.compile(r"^\*\*Exercise \d+ \(", re.MULTILINE)

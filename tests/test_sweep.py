@@ -292,3 +292,40 @@ def test_documented_sweeps_name_parameters_their_target_has(command):
 
 def test_the_docs_show_sweeps():
     assert len(_documented_sweeps()) >= 6
+
+
+def test_arm_table_reads_the_split_a_sweep_was_scored_on():
+    from cnnlib.sweep import arm_table
+
+    results = pd.DataFrame(
+        {
+            "status": ["ok"] * 4 + ["failed"],
+            "arm": ["a", "a", "b", "b", "b"],
+            "test_accuracy": [None] * 5,
+            "val_accuracy": [0.80, 0.82, 0.70, 0.74, 0.99],
+            "final_train_accuracy": [0.9, 0.9, 0.8, 0.8, 0.8],
+            "params": [10] * 5,
+            "train_seconds": [100.0] * 5,
+        }
+    )
+    table = arm_table(results, "arm", split="val")
+    assert table.loc["a", "validation accuracy % (mean)"] == 81.0
+    assert (table.loc["b", "min"], table.loc["b", "max"], table.loc["b", "runs"]) == (70.0, 74.0, 2)
+    with pytest.raises(UserError, match="split must be 'test' or 'val'"):
+        arm_table(results, "arm", split="train")
+
+
+def test_time_to_accuracy_is_the_training_seconds_until_a_mark_is_first_reached():
+    from cnnlib.sweep import time_to_accuracy
+
+    histories = pd.DataFrame(
+        {
+            "setting": ["a"] * 3 + ["b"] * 2,
+            "epoch": [1, 2, 3, 1, 2],
+            "train_seconds": [10.0, 12.0, 11.0, 5.0, 5.0],
+            "val_accuracy": [0.85, 0.91, 0.93, 0.50, 0.60],
+        }
+    )
+    table = time_to_accuracy(histories, marks=(0.90, 0.93))
+    assert table.loc["a"].to_dict() == {"epochs": 3, "best %": 93.0, "s to 90 %": 22, "s to 93 %": 33}
+    assert table.loc["b", "s to 90 %"] == "not reached"

@@ -183,6 +183,18 @@ def test_augmentation_shifts_and_flips_on_the_device():
         assert any(torch.equal(windows[image, 0, i, j], out[0]) for i in range(3) for j in range(3))
 
 
+def test_reflect_padding_crops_windows_of_the_image_reflected_at_its_edges():
+    x = torch.randint(1, 255, (8, 3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    shifted = augment(x, "crop", 2, torch.Generator().manual_seed(0), padding_mode="reflect")
+    assert shifted.dtype == torch.uint8 and not (shifted == 0).any()  # no black border, as zeros give
+    reflected = torch.nn.functional.pad(x.float(), (2, 2, 2, 2), mode="reflect").to(torch.uint8)
+    windows = reflected.unfold(2, 6, 1).unfold(3, 6, 1)  # (N, C, 5, 5, 6, 6)
+    for image, out in enumerate(shifted):
+        assert any(torch.equal(windows[image, :, i, j], out) for i in range(5) for j in range(5))
+    with pytest.raises(UserError, match="padding_mode"):
+        train(TrainConfig(**FAST, epochs=1, padding_mode="mirror"))
+
+
 @pytest.mark.parametrize("schedule", ["none", "step", "cosine", "onecycle"])
 def test_schedules_warm_up_then_follow_their_shape(schedule):
     factor = lr_factor(schedule, 0.1, 100)
@@ -583,3 +595,43 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_last_checkpoint(tmp_path, mon
         1,
         2,
     ]
+
+
+def test_lookahead_moves_the_slow_weights_by_one_minus_the_decay_and_restarts_the_fast_ones():
+    from cnnlib.optim import Lookahead
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    lookahead = Lookahead(model)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[3.0, 6.0]]))
+    lookahead.update(model, progress=1.0)  # decay 0.95**5 at the end of the run (Jordan 2024 §3.7)
+    decay = 0.95**5
+    expected = torch.tensor([[1.0, 2.0]]) * decay + torch.tensor([[3.0, 6.0]]) * (1 - decay)
+    assert torch.allclose(lookahead.slow["weight"], expected)
+    assert torch.equal(model.weight, lookahead.slow["weight"])
+    lookahead.update(model, progress=0.0)  # decay 0 at the start: the slow weights take the fast ones
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.finish(model)  # decay 1: the network ends on the slow weights
+    assert torch.allclose(model.weight, expected)
+
+
+def test_a_lookahead_run_resumes_exactly_and_ends_on_its_slow_weights(tmp_path):
+    settings = dict(**FAST, epochs=3, lookahead=True, batch_size=64)
+    straight = train(TrainConfig(**settings, out=str(tmp_path / "a")))
+    first = train(TrainConfig(**settings, stop_after=1, out=str(tmp_path / "b")))
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["lookahead"] is not None
+    resumed = train(TrainConfig(**settings, resume=True, out=str(tmp_path / "b")))
+    assert_same_weights(straight.model, resumed.model)
+    saved = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    for name, slow in saved["lookahead"].items():
+        assert torch.equal(saved["model"][name], slow), name
+    assert first.history["epoch"].tolist() == [1]
+    assert straight.metrics.test_accuracy > 0.5  # it learns (chance: 0.1)
+
+
+def test_ema_and_lookahead_together_are_refused_in_one_sentence():
+    with pytest.raises(UserError, match=r"^ema and lookahead both average the weights.*--no-lookahead\.$"):
+        train(TrainConfig(**FAST, epochs=1, ema=0.9, lookahead=True))
