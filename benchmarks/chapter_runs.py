@@ -71,7 +71,12 @@ CHAPTERS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
             "12 epochs, with crops and flips": {"epochs": 12, "augment": "crop+flip"},
         },
     ),
-    "04_vgg": ("vgg16_bn", {"width 0.375": {"width_mult": 0.375}, "lr 0.1": {"lr": 0.1}}),
+    # Chapter 04: 12 epochs (the budget holds them) beat the preset's 9, so the preset trains 12 (the arm
+    # "preset" is the search's, at 9 epochs).
+    "04_vgg": (
+        "vgg16_bn",
+        {"width 0.375": {"width_mult": 0.375}, "lr 0.1": {"lr": 0.1}, "12 epochs": {"epochs": 12}},
+    ),
     "05_googlenet": (
         "googlenet",
         {"batch 256, lr 0.2": {"batch_size": 256, "lr": 0.2}, "dropout 0.4": {"dropout": 0.4}},

@@ -161,6 +161,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PAGES_PENDING: dict[str, str] = {
     "02_alexnet": "the page's run trained 5 epochs with crops; the preset is now 12 epochs of flips alone",
     "03_nin": "the page's run trained 8 epochs; the preset is now 12 (results/recipes/03_nin)",
+    "04_vgg": "the page's run trained 9 epochs; the preset is now 12 (results/recipes/04_vgg)",
     "07_densenet": "the page's run is at growth rate 8; the preset is now 12 (results/recipes/07_densenet)",
     "09_efficientnet": "the page's results cells are empty until its own run (make chapters)",
 }
