@@ -127,6 +127,18 @@ def sweep_parameters(network: str, **changes: Any) -> dict[str, Any]:
     return settings | {f"option.{key}": value for key, value in config.model_options.items()}
 
 
+def sweep_and_keep(name: str, arms: dict[str, dict[str, Any]], out: Path, kept: Path, **sweep: Any) -> None:
+    """Run the sweep of ``arms`` into ``out`` (``sweep``: ``repeats``, ``jobs``) and copy its
+    ``results.csv`` and ``histories.csv`` to ``kept``, only if every run finished."""
+    results = sweep_settings("train", arms, out=out, **sweep)
+    failed = results.loc[results["status"] != "ok", "setting"].tolist()
+    if failed:
+        raise SystemExit(f"{name}: the arms {failed} failed (see {out}); nothing was kept.")
+    kept.mkdir(parents=True, exist_ok=True)
+    for table in ("results.csv", "histories.csv"):
+        shutil.copy(out / table, kept / table)
+
+
 def recipes(chapter: str) -> None:
     """The chapter's recipe search on the validation split (see the module docstring)."""
     network, alternatives = CHAPTERS[chapter]
@@ -135,15 +147,7 @@ def recipes(chapter: str) -> None:
         name: sweep_parameters(network, **on_validation, **changes)
         for name, changes in {"preset": {}, **alternatives}.items()
     }
-    out = ROOT / "runs" / "recipes" / chapter
-    results = sweep_settings("train", arms, out=out)
-    failed = results.loc[results["status"] != "ok", "setting"].tolist()
-    if failed:
-        raise SystemExit(f"{chapter}: the arms {failed} failed (see {out}); nothing was kept.")
-    kept = ROOT / "results" / "recipes" / chapter
-    kept.mkdir(parents=True, exist_ok=True)
-    for table in ("results.csv", "histories.csv"):
-        shutil.copy(out / table, kept / table)
+    sweep_and_keep(chapter, arms, ROOT / "runs" / "recipes" / chapter, ROOT / "results" / "recipes" / chapter)
 
 
 def finals(chapter: str, seeds: tuple[int, ...] = (1, 2)) -> None:
@@ -167,17 +171,11 @@ def tricks() -> None:
         name: sweep_parameters("fastnet", **on_validation, **changes)
         for name, changes in {"full recipe": {}, **TRICKS}.items()
     }
-    out = ROOT / "runs" / "ablations" / "10_fast_training"
-    started = time.perf_counter()
-    results = sweep_settings("train", arms, out=out, repeats=3, jobs=2)
-    seconds = time.perf_counter() - started
-    failed = results.loc[results["status"] != "ok", "setting"].tolist()
-    if failed:
-        raise SystemExit(f"10_fast_training: the arms {failed} failed (see {out}); nothing was kept.")
     kept = ROOT / "results" / "ablations" / "10_fast_training"
-    kept.mkdir(parents=True, exist_ok=True)
-    for table in ("results.csv", "histories.csv"):
-        shutil.copy(out / table, kept / table)
+    started = time.perf_counter()
+    out = ROOT / "runs" / "ablations" / "10_fast_training"
+    sweep_and_keep("10_fast_training", arms, out, kept, repeats=3, jobs=2)
+    seconds = time.perf_counter() - started
     (kept / "wall_seconds.txt").write_text(
         f"10_fast_training: {seconds:.0f} s on {os.cpu_count()} cores, 2 runs at a time\n"
     )

@@ -71,6 +71,16 @@ def step_speeds(
     }
 
 
+def preset_step_speeds(name: str, steps: int, repeats: int) -> dict:
+    """``step_speeds`` of chapter network ``name`` at its ``cpu`` preset's width and batch (LeNet-5 on
+    grey images, batch 128), with the network, its options and its batch."""
+    grey = name == "lenet5"
+    options = {} if grey else preset_config(name, "cpu").model_options
+    batch = 128 if grey else preset_values(name, "cpu").get("batch_size", 128)
+    speeds = step_speeds(name, options, batch, 1 if grey else 3, steps, repeats)
+    return {"model": name, "options": options, "batch_size": batch, **speeds}
+
+
 def run(
     model_options: dict, *, amp: bool, epochs: int, subset: int | None, seed: int, data_root: str | None
 ) -> RunRecord:
@@ -120,16 +130,7 @@ def main() -> None:
         "accuracy": [],
     }
     for name in args.models:
-        grey = name == "lenet5"
-        options = {} if grey else preset_config(name, "cpu").model_options
-        preset = {} if grey else preset_values(name, "cpu")
-        batch = preset.get("batch_size", 128)
-        row = {
-            "model": name,
-            "options": options,
-            "batch_size": batch,
-            **step_speeds(name, options, batch, 1 if grey else 3, args.steps, args.repeats),
-        }
+        row = preset_step_speeds(name, args.steps, args.repeats)
         print(json.dumps(row), flush=True)
         report["steps"].append(row)
     options = EPOCH_NETWORK["model_options"]

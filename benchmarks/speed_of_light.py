@@ -8,9 +8,9 @@ Two measurements in one run, on an idle machine:
   networks' convolutions run on. On some CPUs the two differ by a factor of two (BLAS libraries tuned for
   one vendor's processors); the higher of the two is this machine's speed of light in that precision.
 * **networks**: each chapter network's training step at its ``cpu`` preset (width and batch; 32×32 colour
-  images, LeNet-5 on grey), fp32 and bf16, images per second (``precision.step_speeds``), and the FLOP/s that
-  makes: 6 operations per multiply–accumulate per image (2 for the forward pass, about 4 for the backward),
-  as a fraction of the speed of light in the same precision.
+  images, LeNet-5 on grey), fp32 and bf16, images per second (``precision.preset_step_speeds``), and the
+  FLOP/s that makes: 6 operations per multiply–accumulate per image (2 for the forward pass, about 4 for
+  the backward), as a fraction of the speed of light in the same precision.
 
 A network whose layers are large matrix products (wide convolutions at small sides) comes closer to the
 matmul rate than one made of depthwise convolutions and small layers, whose work is memory traffic rather
@@ -26,33 +26,40 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from precision import step_speeds  # noqa: E402
+from precision import preset_step_speeds  # noqa: E402
 from throughput import write_report  # noqa: E402
 
 from cnnlib.device import cpu_has_native_bf16, device_description  # noqa: E402
-from cnnlib.presets import PRESETS, preset_config, preset_values  # noqa: E402
+from cnnlib.presets import PRESETS  # noqa: E402
 
 CPU = torch.device("cpu")
 FLOPS_PER_MAC_TRAINING = 6  # forward 2, backward about 4 (the gradients of the inputs and of the weights)
 
 
-def matmul_gflops(side: int, dtype: torch.dtype, repeats: int) -> float:
-    """The median rate of ``repeats`` products of two ``side`` × ``side`` matrices of ``dtype``
-    (GFLOP/s)."""
-    a, b = torch.randn(side, side, dtype=dtype), torch.randn(side, side, dtype=dtype)
-    torch.matmul(a, b)  # warm-up: the library picks its kernel
+@torch.no_grad()
+def median_gflops(compute: Callable[[], torch.Tensor], flops: int, repeats: int) -> float:
+    """The median rate of ``repeats`` calls of ``compute``, each ``flops`` operations, in GFLOP/s, after
+    one call that lets the library pick its kernel."""
+    compute()
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
-        torch.matmul(a, b)
-        rates.append(2 * side**3 / (time.perf_counter() - started) / 1e9)
+        compute()
+        rates.append(flops / (time.perf_counter() - started) / 1e9)
     return statistics.median(rates)
+
+
+def matmul_gflops(side: int, dtype: torch.dtype, repeats: int) -> float:
+    """The median rate of products of two ``side`` × ``side`` matrices of ``dtype`` (GFLOP/s)."""
+    a, b = torch.randn(side, side, dtype=dtype), torch.randn(side, side, dtype=dtype)
+    return median_gflops(lambda: torch.matmul(a, b), 2 * side**3, repeats)
 
 
 def conv1x1_gflops(dtype: torch.dtype, repeats: int, channels: int = 1024) -> float:
@@ -60,15 +67,7 @@ def conv1x1_gflops(dtype: torch.dtype, repeats: int, channels: int = 1024) -> fl
     ``dtype`` (a matrix product of 16,384 × ``channels`` by ``channels`` × ``channels``), in GFLOP/s."""
     conv = nn.Conv2d(channels, channels, 1, bias=False).to(dtype=dtype, memory_format=torch.channels_last)
     x = torch.randn(16, channels, 32, 32, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    flops = 2 * x.numel() * channels
-    rates = []
-    with torch.no_grad():
-        conv(x)  # warm-up: oneDNN picks its kernel
-        for _ in range(repeats):
-            started = time.perf_counter()
-            conv(x)
-            rates.append(flops / (time.perf_counter() - started) / 1e9)
-    return statistics.median(rates)
+    return median_gflops(lambda: conv(x), 2 * x.numel() * channels, repeats)
 
 
 def main() -> None:
@@ -98,13 +97,9 @@ def main() -> None:
         "networks": [],
     }
     for name in args.models:
-        grey = name == "lenet5"
-        options = {} if grey else preset_config(name, "cpu").model_options
-        batch = 128 if grey else preset_values(name, "cpu").get("batch_size", 128)
-        speeds = step_speeds(name, options, batch, 1 if grey else 3, args.steps, args.repeats)
-        row = {"model": name, "options": options, "batch_size": batch, **speeds}
+        row = preset_step_speeds(name, args.steps, args.repeats)
         for precision in ("fp32", "bf16"):
-            flops = FLOPS_PER_MAC_TRAINING * speeds["macs"] * speeds[f"{precision}_images_per_second"]
+            flops = FLOPS_PER_MAC_TRAINING * row["macs"] * row[f"{precision}_images_per_second"]
             row[f"{precision}_gflops"] = round(flops / 1e9, 1)
             row[f"{precision}_of_matmul"] = round(flops / 1e9 / matmul[f"{precision}_gflops"], 3)
         print(json.dumps(row), flush=True)
