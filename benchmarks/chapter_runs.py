@@ -40,59 +40,92 @@ VALIDATION = (
 )
 
 # Per chapter: its network, and the alternatives each changing one choice of the preset (or two that go
-# together, as a batch size and its learning rate).
+# together, as a batch size and its learning rate). The arm "preset" is always the preset as it is now: when a
+# search changes the preset, the run that won becomes the arm "preset" (its folder renamed) and the former
+# preset's run an alternative that declares what it trained, as do the alternatives run beside it (so that
+# each row of a table names what its run trained: cnnlib.sweep refuses a finished run of other values).
 CHAPTERS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
-    # Chapter 02 in two rounds: flips alone beat the former preset's crops and flips, so the preset became
-    # flips alone; then 12 epochs (the budget holds them) beat its 5, so the preset trains 12 (the arm
-    # "preset" is the second round's, at 5 epochs).
+    # Chapter 02 in two rounds, at 5 epochs, then 12: flips alone beat the former preset's crops and flips,
+    # then 12 epochs (the budget holds them) beat 5.
     "02_alexnet": (
         "alexnet",
         {
-            "crops and flips (the former preset)": {"augment": "crop+flip"},
-            "lr 0.05, with crops and flips": {"augment": "crop+flip", "lr": 0.05},
+            "5 epochs": {"epochs": 5},
+            "crops and flips (the former preset)": {"augment": "crop+flip", "epochs": 5},
+            "lr 0.05, with crops and flips": {"augment": "crop+flip", "lr": 0.05, "epochs": 5},
             "the paper's network (LRN, no batch norm), lr 0.05, with crops and flips": {
                 "augment": "crop+flip",
                 "variant": "paper",
                 "lr": 0.05,
+                "epochs": 5,
             },
-            "12 epochs": {"epochs": 12},
             "12 epochs, with crops and flips": {"epochs": 12, "augment": "crop+flip"},
         },
     ),
-    # Chapter 03 in two rounds: the preset beat its first three alternatives, then 12 epochs (the budget
-    # holds them) beat its 8, so the preset trains 12 (the arm "preset" is the search's, at 8 epochs).
+    # Chapter 03 in two rounds: the preset at 8 epochs beat its first three alternatives, then 12 epochs (the
+    # budget holds them) beat 8.
     "03_nin": (
         "nin",
         {
-            "dropout 0.5": {"dropout": 0.5},
-            "crops and flips": {"augment": "crop+flip"},
-            "the paper's network (no batch norm), lr 0.05": {"variant": "paper", "lr": 0.05},
-            "12 epochs": {"epochs": 12},
+            "8 epochs": {"epochs": 8},
+            "dropout 0.5": {"dropout": 0.5, "epochs": 8},
+            "crops and flips": {"augment": "crop+flip", "epochs": 8},
+            "the paper's network (no batch norm), lr 0.05": {"variant": "paper", "lr": 0.05, "epochs": 8},
             "12 epochs, with crops and flips": {"epochs": 12, "augment": "crop+flip"},
         },
     ),
-    # Chapter 04: 12 epochs (the budget holds them) beat the preset's 9, so the preset trains 12 (the arm
-    # "preset" is the search's, at 9 epochs).
+    # Chapter 04 in two rounds: the preset at 9 epochs beat its first two alternatives, then 12 epochs (the
+    # budget holds them) beat 9.
     "04_vgg": (
         "vgg16_bn",
-        {"width 0.375": {"width_mult": 0.375}, "lr 0.1": {"lr": 0.1}, "12 epochs": {"epochs": 12}},
+        {
+            "9 epochs": {"epochs": 9},
+            "width 0.375": {"width_mult": 0.375, "epochs": 9},
+            "lr 0.1": {"lr": 0.1, "epochs": 9},
+        },
     ),
+    # Chapter 05 in three rounds: the preset at 6 epochs beat its first two alternatives, 9 epochs beat 6, and
+    # 12 epochs (the budget ends them at about 11.8 on 45,000 images; the schedule ends with it) beat 9.
     "05_googlenet": (
         "googlenet",
-        {"batch 256, lr 0.2": {"batch_size": 256, "lr": 0.2}, "dropout 0.4": {"dropout": 0.4}},
+        {
+            "6 epochs": {"epochs": 6},
+            "batch 256, lr 0.2": {"batch_size": 256, "lr": 0.2, "epochs": 6},
+            "dropout 0.4": {"dropout": 0.4, "epochs": 6},
+            "9 epochs": {"epochs": 9},
+        },
     ),
     "06_resnet": ("resnet18", {"padding 4": {"crop_padding": 4}, "batch 128": {"batch_size": 128}}),
     "07_densenet": ("densenet121", {"growth rate 8": {"width_mult": 0.25}}),
-    "08_mobilenet": ("mobilenet_v2", {"crops and flips": {"augment": "crop+flip"}}),
-    "09_efficientnet": ("efficientnet_b0", {"crops and flips": {"augment": "crop+flip"}}),
+    # Chapters 08 and 09 in two rounds: the presets' 12 and 10 epochs took about 400 and 480 s of the
+    # 1,200 s budget on this machine, so a second round tried twice as many. Chapter 08's 24 epochs with
+    # crops and flips beat 24 with flips alone by 0.04 points (a tie one seed can undo) and 12 epochs by 3.2.
+    "08_mobilenet": (
+        "mobilenet_v2",
+        {
+            "12 epochs, flips only (the former preset)": {"epochs": 12, "augment": "flip"},
+            "12 epochs": {"epochs": 12},
+            "24 epochs, flips only": {"augment": "flip"},
+        },
+    ),
+    # Chapter 09's 20 epochs beat its 10 by 2.1 points.
+    "09_efficientnet": (
+        "efficientnet_b0",
+        {"10 epochs": {"epochs": 10}, "crops and flips": {"augment": "crop+flip", "epochs": 10}},
+    ),
+    # Chapter 10 in two rounds: the preset (zero padding) against its epochs, Lookahead and decay on the
+    # shifts, then crops from reflected padding, which won by 0.04 points (a tie one seed can undo).
     "10_fast_training": (
         "fastnet",
         {
-            "8 epochs": {"epochs": 8},
-            "12 epochs": {"epochs": 12},
-            "Lookahead in place of the EMA": {"ema": 0.0, "lookahead": True},
-            "weight decay on the batch norms' shifts too": {"decay_norms_and_biases": True},
-            "crops from reflected padding": {"padding_mode": "reflect"},
+            "crops from zero padding": {"padding_mode": "zeros"},
+            "8 epochs": {"epochs": 8, "padding_mode": "zeros"},
+            "12 epochs": {"epochs": 12, "padding_mode": "zeros"},
+            "Lookahead in place of the EMA": {"ema": 0.0, "lookahead": True, "padding_mode": "zeros"},
+            "weight decay on the batch norms' shifts too": {
+                "decay_norms_and_biases": True,
+                "padding_mode": "zeros",
+            },
         },
     ),
 }
@@ -157,10 +190,10 @@ def finals(chapter: str, seeds: tuple[int, ...] = (1, 2)) -> None:
         record = ROOT / "results" / "cpu" / chapter / f"seed{seed}.json"
         if record.exists():
             continue
-        out = ROOT / "runs" / "finals" / chapter / f"seed{seed}"
+        out = Path("runs", "finals", chapter, f"seed{seed}")  # relative: a record names no machine's folders
         train(preset_config(network, "cpu", seed=seed, out=str(out), resume=True, progress=False))
         record.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "metrics.json", record)
+        shutil.copy(ROOT / out / "metrics.json", record)
 
 
 def tricks() -> None:
@@ -188,6 +221,7 @@ def main() -> None:
         "chapters", nargs="*", default=list(CHAPTERS), choices=list(CHAPTERS), metavar="CHAPTER"
     )
     args = parser.parse_args()
+    os.chdir(ROOT)
     if args.what == "tricks":
         tricks()
         return

@@ -8,8 +8,10 @@ chapter's ``runs/<run>/metrics.json``, the folder the notebook's ``out`` paramet
 checkpoint is ``runs/<run>/checkpoint.pt``. The shipped file holds the evaluated weights (the EMA's where
 the run kept one) and the run's record; no optimiser, no EMA copy, no random state. Its weights are stored
 in fp16 when that leaves the test accuracy unchanged to 0.1 point, both measured here with
-``cnnlib.evaluate`` on the run's own test split; else in fp32 (issue 39: at most 10 MB a file, 40 MB for
-the set). ``results/checkpoints/manifest.json`` records per file: SHA-256, size, weight precision, test
+``cnnlib.evaluate`` on the run's own test split, else in fp32; a file still over 10 MB in fp16 stores its
+fully connected layers in int8 (one scale per output unit) when that too leaves the accuracy unchanged
+(issue 39: at most 10 MB a file, 40 MB for the set). ``results/checkpoints/manifest.json`` records per
+file: SHA-256, size, weight precision, test
 accuracy (fp32 and shipped), and the run's metrics file; the site's build reads it
 (``book/_ext/live_classifier.py``).
 """
@@ -31,9 +33,10 @@ TOLERANCE = 0.001
 FILE_BUDGET, SET_BUDGET = 10e6, 40e6
 
 
-def ship(name: str, checkpoint: Path, metrics: Path, out: Path, data_root: str | None, half: str) -> dict:
-    """Strip ``checkpoint`` into ``out/<name>.pt`` (fp16 when ``half`` is "auto" and the accuracy
-    holds) and return its manifest entry."""
+def ship(name: str, checkpoint: Path, metrics: Path, out: Path, data_root: str | None, compact: str) -> dict:
+    """Strip ``checkpoint`` into ``out/<name>.pt`` and return its manifest entry. With ``compact`` "auto" its
+    weights go to fp16 where the accuracy holds, and to int8 fully connected layers where the fp16 file is
+    still over the file budget and the accuracy holds (a large AlexNet's fc6 and fc7)."""
     target = out / f"{name}.pt"
     strip_checkpoint(checkpoint, target)
     full = evaluate_checkpoint(target, data_root=data_root, device="cpu")
@@ -50,21 +53,28 @@ def ship(name: str, checkpoint: Path, metrics: Path, out: Path, data_root: str |
         "weights": "fp32",
         "test_accuracy": full["test_accuracy"],
     }
-    if half == "auto":
-        halved = out / f".{name}.fp16.pt"
+    for weights in ("fp16", "int8") if compact == "auto" else ():
+        if weights == "int8" and target.stat().st_size <= FILE_BUDGET:
+            break
+        trial = out / f".{name}.{weights}.pt"
         try:
-            strip_checkpoint(checkpoint, halved, half=True)
-            accuracy = evaluate_checkpoint(halved, data_root=data_root, device="cpu")["test_accuracy"]
+            strip_checkpoint(checkpoint, trial, weights=weights)
+            accuracy = evaluate_checkpoint(trial, data_root=data_root, device="cpu")["test_accuracy"]
             if abs(accuracy - full["test_accuracy"]) <= TOLERANCE:
-                halved.replace(target)
-                entry |= {"weights": "fp16", "test_accuracy": accuracy}
+                trial.replace(target)
+                entry |= {"weights": weights, "test_accuracy": accuracy}
         finally:
-            halved.unlink(missing_ok=True)
+            trial.unlink(missing_ok=True)
     return entry | {"bytes": target.stat().st_size, "sha256": sha256(target)}
 
 
 def ship_all(
-    names: list[str], runs: Path, results: Path, out: Path, data_root: str | None = None, half: str = "auto"
+    names: list[str],
+    runs: Path,
+    results: Path,
+    out: Path,
+    data_root: str | None = None,
+    compact: str = "auto",
 ) -> dict:
     """Ship every run named that has a checkpoint under ``runs``; write and return the manifest."""
     found = [
@@ -80,7 +90,8 @@ def ship_all(
         print(f"Not shipped, no runs/<run>/checkpoint.pt: {', '.join(missing)}.", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     entries = [
-        ship(name, checkpoint, results / f"{name}.json", out, data_root, half) for name, checkpoint in found
+        ship(name, checkpoint, results / f"{name}.json", out, data_root, compact)
+        for name, checkpoint in found
     ]
     manifest = {"tolerance": TOLERANCE, "checkpoints": entries}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -105,16 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "checkpoints")
     parser.add_argument("--data-root", default=None, help="default: $CNNLIB_DATA, else ~/.cache/cnnlib/data")
     parser.add_argument(
-        "--half",
+        "--compact",
         choices=("auto", "never"),
         default="auto",
-        help="auto: fp16 weights where the test accuracy is unchanged to 0.1 point",
+        help="auto: fp16 weights where the test accuracy is unchanged to 0.1 point, and int8 fully connected "
+        "layers where a file is still over 10 MB and the accuracy holds",
     )
     arguments = parser.parse_args(argv)
     names = arguments.names or sorted(path.stem for path in arguments.results.glob("*.json"))
     try:
         manifest = ship_all(
-            names, arguments.runs, arguments.results, arguments.out, arguments.data_root, arguments.half
+            names, arguments.runs, arguments.results, arguments.out, arguments.data_root, arguments.compact
         )
     except UserError as error:
         print(f"ship_checkpoints: error: {error}", file=sys.stderr)

@@ -115,11 +115,25 @@ def _corrupt(path: Path, error: Exception) -> UserError:
     )
 
 
+# A shipped checkpoint may store a weight matrix in int8 (cnnlib.export.strip_checkpoint): the integers under
+# the weight's name and, under this suffix, one float32 scale per row; the weight is the integers times their
+# row's scale.
+INT8_SCALE = ".int8_scale"
+
+
 def load_model_state(
     model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | os.PathLike
 ) -> None:
-    """Load weights into ``model``; a checkpoint made for another model or number of
-    classes raises :class:`UserError` naming the first mismatch."""
+    """Load weights into ``model`` (int8 matrices dequantised: :data:`INT8_SCALE`); a checkpoint made for
+    another model or number of classes raises :class:`UserError` naming the first mismatch."""
+    scales = {
+        key.removesuffix(INT8_SCALE): value for key, value in state_dict.items() if key.endswith(INT8_SCALE)
+    }
+    state_dict = {
+        key: tensor.float() * scales[key][:, None] if key in scales else tensor
+        for key, tensor in state_dict.items()
+        if not key.endswith(INT8_SCALE)
+    }
     own = model.state_dict()
     missing = [key for key in own if key not in state_dict]
     unexpected = [key for key in state_dict if key not in own]

@@ -17,7 +17,9 @@ they depend on the image's own size, so the caller does them (the site's panel d
 The graph keeps the checkpoint's weights as they are stored (the exporter's own optimiser, which would
 fold batch norm into the convolutions, is off; onnxruntime fuses them when it loads the file). Weights a
 shipped checkpoint holds in fp16 are stored in fp16 and cast to float32 in the graph, so the file is
-half the size and computes with exactly the values torch loads from the checkpoint, in float32.
+half the size and computes with exactly the values torch loads from the checkpoint, in float32. Weights
+it holds in int8 (one scale per output unit) are stored in int8 and dequantised by the graph
+(``DequantizeLinear``: the integer times its row's scale, in float32, as ``load_model_state`` does).
 The class names, input shape, mean and standard deviation are in the file's metadata (key ``cnnlib``).
 """
 
@@ -32,9 +34,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from cnnlib.checkpoint import INT8_SCALE
 from cnnlib.errors import UserError
 from cnnlib.evaluate import model_from_checkpoint
 from cnnlib.record import Preprocess, TrainingState, read_checkpoint, write_checkpoint
@@ -42,6 +46,9 @@ from cnnlib.record import Preprocess, TrainingState, read_checkpoint, write_chec
 FORMATS = ("onnx",)
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 HALF = torch.float16
+# How a shipped checkpoint stores its floating-point weights (issue 39: under 10 MB a file): as trained; in
+# fp16; or the fully connected layers' weight matrices in int8, one scale per output unit, the rest in fp16.
+WEIGHTS = ("fp32", "fp16", "int8")
 # Pillow's RGB → L weights (libImaging/Convert.c, L24), in units of 2^-16.
 _LUMA = (19595.0, 38470.0, 7471.0)
 
@@ -102,8 +109,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     proto = program.model_proto
     for node in proto.graph.node:  # torch's stack traces and node names: a tenth of a small file
         del node.metadata_props[:]
-    half_weights = _half_weight_names(checkpoint)
-    _store_in_half(proto, {f"model.{name}" for name in half_weights})
+    _store_compact(proto, read_checkpoint(checkpoint)[1].inference_weights())
     info = {
         "model": record.model,
         "model_options": record.model_options,
@@ -123,44 +129,76 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     return out
 
 
-def _half_weight_names(checkpoint: str | os.PathLike) -> set[str]:
-    """The weights a checkpoint stores in fp16 (a shipped checkpoint, :func:`strip_checkpoint`)."""
-    weights = read_checkpoint(checkpoint)[1].inference_weights()
-    return {name for name, tensor in weights.items() if tensor.dtype == HALF}
-
-
-def _store_in_half(proto: Any, names: set[str]) -> None:
-    """Store the float initializers named in fp16, each cast back to float32 by a node at the head of the
-    graph."""
+def _store_compact(proto: Any, weights: dict[str, torch.Tensor]) -> None:
+    """Store each float initializer whose checkpoint weight is fp16 or int8 as the checkpoint does, turned
+    back into float32 by a node at the head of the graph (a Cast, or a DequantizeLinear along the axis of
+    the output units: the exporter may keep a matrix transposed)."""
     import onnx
     from onnx import numpy_helper
 
-    casts = []
+    scales = {
+        name.removesuffix(INT8_SCALE): scale for name, scale in weights.items() if name.endswith(INT8_SCALE)
+    }
+    stored = {
+        f"model.{name}": tensor for name, tensor in weights.items() if tensor.dtype in (HALF, torch.int8)
+    }
+    heads = []
     for initializer in proto.graph.initializer:
-        if initializer.name not in names or initializer.data_type != onnx.TensorProto.FLOAT:
+        tensor = stored.get(initializer.name)
+        if tensor is None or initializer.data_type != onnx.TensorProto.FLOAT:
             continue
-        values = numpy_helper.to_array(initializer)
-        stored = f"{initializer.name}.fp16"
-        initializer.CopyFrom(numpy_helper.from_array(values.astype("float16"), stored))
-        casts.append(
-            onnx.helper.make_node("Cast", [stored], [stored.removesuffix(".fp16")], to=onnx.TensorProto.FLOAT)
+        name, values = initializer.name, numpy_helper.to_array(initializer)
+        if tensor.dtype == HALF:
+            initializer.CopyFrom(numpy_helper.from_array(values.astype("float16"), f"{name}.fp16"))
+            heads.append(onnx.helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
+            continue
+        integers, axis = tensor.numpy(), 0
+        if values.shape != integers.shape:
+            integers, axis = integers.T, 1
+        scale = scales[name.removeprefix("model.")].numpy()
+        initializer.CopyFrom(numpy_helper.from_array(integers, f"{name}.int8"))
+        proto.graph.initializer.extend(
+            [
+                numpy_helper.from_array(scale, f"{name}.scale"),
+                numpy_helper.from_array(np.zeros_like(scale, dtype="int8"), f"{name}.zero"),
+            ]
         )
-    nodes = casts + list(proto.graph.node)
+        heads.append(
+            onnx.helper.make_node(
+                "DequantizeLinear", [f"{name}.int8", f"{name}.scale", f"{name}.zero"], [name], axis=axis
+            )
+        )
+    nodes = heads + list(proto.graph.node)
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
 
 
-def strip_checkpoint(source: str | os.PathLike, out: str | os.PathLike, half: bool = False) -> Path:
+def _stored(name: str, tensor: torch.Tensor, weights: str) -> dict[str, torch.Tensor]:
+    """How a shipped checkpoint stores the weight ``name`` (see :data:`WEIGHTS`): a weight matrix in int8 is
+    symmetric, one float32 scale per row (per output unit), its largest weight at ±127 steps."""
+    if not tensor.is_floating_point() or weights == "fp32":
+        return {name: tensor}
+    if weights == "int8" and tensor.dim() == 2:
+        matrix = tensor.float()
+        scale = (matrix.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny)
+        return {name: torch.round(matrix / scale[:, None]).to(torch.int8), name + INT8_SCALE: scale}
+    return {name: tensor.to(HALF)}
+
+
+def strip_checkpoint(source: str | os.PathLike, out: str | os.PathLike, weights: str = "fp32") -> Path:
     """Write what ``cnnlib evaluate`` and ``cnnlib predict`` need of a checkpoint to ``out``: the
     evaluated weights (the EMA's where the run kept one) and the run's record, without the optimiser,
-    the EMA copy or the random state; floating-point weights in fp16 when ``half``."""
+    the EMA copy or the random state; floating-point weights stored as ``weights`` says (:data:`WEIGHTS`)."""
+    if weights not in WEIGHTS:
+        raise UserError(f"Unknown weight storage {weights!r}: choose one of {', '.join(WEIGHTS)}.")
     record, state = read_checkpoint(source)
-    weights = {
-        name: tensor.to(HALF) if half and tensor.is_floating_point() else tensor
+    kept_weights = {
+        key: value
         for name, tensor in state.inference_weights().items()
+        for key, value in _stored(name, tensor, weights).items()
     }
     kept = TrainingState(
-        weights,
+        kept_weights,
         optimizer=None,
         ema=None,
         epoch=state.epoch,

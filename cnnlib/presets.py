@@ -95,13 +95,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 512, "lr": 0.1},
     },
     # Chapter 05: GoogLeNet with its two auxiliary classifiers (weight 0.3, §5), at a quarter width, with
-    # batch norm and no LRN (paper_bn, as Ioffe & Szegedy 2015 trained it), no dropout, flips without crops.
+    # batch norm and no LRN (paper_bn, as Ioffe & Szegedy 2015 trained it), no dropout, flips without crops,
+    # at most 12 epochs in the budget (results/recipes/05_googlenet).
     "googlenet": {
         "cpu": {
             "width_mult": 0.25,
             "variant": "paper_bn",
             "dropout": 0.0,
-            "epochs": 6,
+            "epochs": 12,
             "batch_size": 128,
             "lr": 0.1,
             "augment": "flip",
@@ -137,23 +138,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
     },
     # Chapter 08: MobileNetV2 at half width, the stem at stride 2, no dropout, fp32 (bf16 was no faster for
-    # it on a CPU: results/benchmark-cpu-precision.json), flips without crops.
+    # it on a CPU: results/benchmark-cpu-precision.json), 24 epochs of crops and flips
+    # (results/recipes/08_mobilenet).
     "mobilenet_v2": {
         "cpu": {
             "width_mult": 0.5,
             "stem_stride": 2,
             "dropout": 0.0,
             "amp": False,
-            "epochs": 12,
+            "epochs": 24,
             "batch_size": 128,
             "lr": 0.1,
-            "augment": "flip",
+            "augment": "crop+flip",
             "time_budget": 1200,
         },
         "gpu": {"width_mult": 1.0, "epochs": 40, "batch_size": 256, "lr": 0.1},
     },
     # Chapter 09: EfficientNet-B0 at half width, the stem at stride 2, no dropout or stochastic depth, fp32,
-    # flips without crops.
+    # flips without crops, 20 epochs (results/recipes/09_efficientnet).
     "efficientnet_b0": {
         "cpu": {
             "width_mult": 0.5,
@@ -161,7 +163,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "dropout": 0.0,
             "stochastic_depth": 0.0,
             "amp": False,
-            "epochs": 10,
+            "epochs": 20,
             "batch_size": 128,
             "lr": 0.1,
             "augment": "flip",

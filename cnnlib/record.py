@@ -326,3 +326,72 @@ def hold_folder(folder: str | os.PathLike) -> Iterator[Path]:
         finally:
             handle.seek(0)
             handle.truncate()
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """The test accuracies of one preset's final runs, one per seed (issue 36: a chapter reports the
+    mean and the range of three seeds, each tested once). An accuracy is counted in test images, so that
+    8,200 of 10,000 is 0.82 exactly, whatever float the run stored."""
+
+    seeds: tuple[int, ...]
+    accuracies: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        """The mean test accuracy over the seeds."""
+        return sum(self.accuracies) / len(self.accuracies)
+
+    @property
+    def low(self) -> float:
+        """The lowest seed's test accuracy."""
+        return min(self.accuracies)
+
+    @property
+    def high(self) -> float:
+        """The highest seed's test accuracy."""
+        return max(self.accuracies)
+
+    def __str__(self) -> str:
+        each = ", ".join(f"{seed}: {accuracy:.2%}" for seed, accuracy in zip(self.seeds, self.accuracies))
+        return (
+            f"test accuracy over {len(self.seeds)} seeds: mean {self.mean:.2%}, range "
+            f"{self.low:.2%}–{self.high:.2%} (seed {each})"
+        )
+
+
+# The settings that say where and how a run ran, not what it trained: the seeds of one preset may differ in
+# them (a final run resumes where it stopped; the page's own run downloads the data if it is missing).
+RUN_CONTROLS = ("seed", "out", "data_root", "download", "resume", "stop_after", "progress")
+
+
+def final_runs(results: str | os.PathLike, run: str) -> list[RunRecord]:
+    """The final runs of one chapter network, by seed: ``<results>/<run>.json`` (seed 0, the run its page
+    shows) and ``<results>/<run>/seed<N>.json`` (the seeds ``make finals`` adds)."""
+    results = Path(results)
+    paths = [results / f"{run}.json", *(results / run).glob("seed*.json")]
+    records = [read_metrics(path) for path in paths if path.exists()]
+    if not records:
+        raise UserError(f"No final run of {run!r} in {results}: run `make chapters CHAPTERS={run}` first.")
+    return sorted(records, key=lambda record: record.config.seed)
+
+
+def seed_spread(records: list[RunRecord]) -> SeedSpread:
+    """The test accuracies of ``records`` (runs of one preset that differ in their seed only) as a
+    :class:`SeedSpread`. A run that never looked at the test set, or runs of different settings: one
+    sentence."""
+    untested = [record.config.seed for record in records if record.metrics.test_accuracy is None]
+    if untested:
+        raise UserError(f"The runs of seeds {untested} were never tested: give final runs (final_test=True).")
+    settings = {
+        json.dumps(asdict(record.config) | dict.fromkeys(RUN_CONTROLS), sort_keys=True) for record in records
+    }
+    if len(settings) > 1:
+        raise UserError("These runs differ in more than their seed: give the final runs of one preset.")
+    return SeedSpread(
+        tuple(record.config.seed for record in records),
+        tuple(
+            round(record.metrics.test_accuracy * record.metrics.test_images) / record.metrics.test_images
+            for record in records
+        ),
+    )

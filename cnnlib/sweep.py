@@ -227,6 +227,10 @@ def _execute_all(
             "decide how many runs go at a time."
         )
     pending = [(run, folder) for run, folder in runs if _status(folder).get("status") != "ok"]
+    if target == TRAIN:
+        for run, folder in runs:
+            if (run, folder) not in pending:
+                _check_trained_as_asked(run, folder)
     where = "on Ray" if on_ray else f"{jobs} at a time"
     print(
         f"{len(runs)} runs, {len(runs) - len(pending)} already finished, {len(pending)} to run, "
@@ -503,6 +507,26 @@ def _notebook_run(notebook: str, run: Run, path: Path) -> None:
         kernel_name="python3",
         progress_bar=False,
     )
+
+
+def _check_trained_as_asked(run: Run, folder: Path) -> None:
+    """A finished run is skipped only if it trained what its arm asks for now: an arm declared relative to
+    a recipe's preset asks for other values once the preset changes, and a table pairing the new values
+    with the old run would misreport it. Else one sentence names the folder and the first difference. A
+    setting the run's cnnlib did not have yet is not compared (the run trained as its default does)."""
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        return
+    config = json.loads(metrics.read_text())["config"]
+    for key, value in run.parameters.items():
+        option = key.removeprefix(MODEL_OPTION)
+        saved = config["model_options"] if key.startswith(MODEL_OPTION) else config
+        if option in saved and saved[option] != value:
+            raise UserError(
+                f"{folder} holds a finished run of {option}={saved[option]!r}, but its arm now asks for "
+                f"{value!r}: "
+                "declare the arm by what that run trained, or move the folder aside to train it again."
+            )
 
 
 def _status(folder: Path) -> dict[str, Any]:

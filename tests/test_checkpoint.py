@@ -18,7 +18,7 @@ from cnnlib.data import load_dataset
 from cnnlib.errors import UserError
 from cnnlib.evaluate import evaluate, model_from_checkpoint
 from cnnlib.predict import load_classifier
-from cnnlib.record import Preprocess, RunMetrics, RunRecord, read_metrics
+from cnnlib.record import Preprocess, RunMetrics, RunRecord, final_runs, read_metrics, seed_spread
 
 DATA = Path(__file__).parent / "data"
 # LeNet-5 (ReLU) trained 4 epochs on scikit-learn's digits by cnnlib before cnnlib.record existed:
@@ -152,3 +152,46 @@ def test_an_atomically_written_file_has_the_mode_open_would_give_it(tmp_path):
     finally:
         os.umask(umask)
     assert written.stat().st_mode & 0o777 == 0o644  # readable by all, as metrics and tables are shared
+
+
+def write_seed(folder: Path, name: str, seed: int, correct: int, **config: object) -> None:
+    """A copy of the old digits run's metrics.json as seed ``seed`` that got ``correct`` of its 359 test
+    images right (stored as float32 would store it), with ``config`` changed."""
+    saved = json.loads(OLD_METRICS.read_text())
+    saved["config"] |= {"seed": seed, "out": f"runs/{name}", **config}
+    saved["seed"] = seed
+    saved["test_images"] = 359
+    saved["test_accuracy"] = float(torch.tensor(correct / 359, dtype=torch.float32))
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved))
+
+
+def test_a_chapters_final_runs_read_by_seed_and_counted_in_test_images(tmp_path):
+    write_seed(tmp_path, "digits/seed2.json", 2, 350, resume=True)  # a final run resumes; same preset
+    write_seed(tmp_path, "digits.json", 0, 343)
+    write_seed(tmp_path, "digits/seed1.json", 1, 346, download=True)
+    spread = seed_spread(final_runs(tmp_path, "digits"))
+    assert spread.seeds == (0, 1, 2)
+    assert spread.accuracies == (343 / 359, 346 / 359, 350 / 359)  # exact: counted, not float32
+    assert spread.mean == pytest.approx(1039 / 3 / 359) and (spread.low, spread.high) == (
+        343 / 359,
+        350 / 359,
+    )
+    assert str(spread) == (
+        "test accuracy over 3 seeds: mean 96.47%, range 95.54%–97.49% (seed 0: 95.54%, 1: 96.38%, 2: 97.49%)"
+    )
+
+
+def test_seeds_of_different_presets_untested_runs_and_a_missing_run_are_refused(tmp_path):
+    with pytest.raises(UserError, match=r"No final run of 'digits'.*make chapters CHAPTERS=digits"):
+        final_runs(tmp_path, "digits")
+    write_seed(tmp_path, "digits.json", 0, 343)
+    write_seed(tmp_path, "digits/seed1.json", 1, 346, epochs=8)
+    with pytest.raises(UserError, match="differ in more than their seed"):
+        seed_spread(final_runs(tmp_path, "digits"))
+    write_seed(tmp_path, "digits/seed1.json", 1, 346)
+    saved = json.loads((tmp_path / "digits/seed1.json").read_text())
+    (tmp_path / "digits/seed1.json").write_text(json.dumps(saved | {"test_accuracy": None}))
+    with pytest.raises(UserError, match=r"seeds \[1\] were never tested"):
+        seed_spread(final_runs(tmp_path, "digits"))

@@ -109,6 +109,32 @@ def _assert_agree(checkpoint: Path, onnx_file: Path) -> None:
     np.testing.assert_allclose(ours.sum(1), 1, atol=1e-5)
 
 
+def test_int8_fully_connected_weights_load_everywhere_and_the_onnx_graph_agrees_with_torch(lenet, tmp_path):
+    # LeNet-5's F6 and output layers are the fully connected ones (2-D weights); the convolutions go to fp16.
+    stored = strip_checkpoint(lenet, tmp_path / "int8.pt", weights="int8")
+    saved = torch.load(stored, weights_only=True)["model"]
+    matrices = {name for name, tensor in saved.items() if tensor.dtype == torch.int8}
+    assert matrices and all(saved[name].dim() == 2 for name in matrices)
+    scales = {f"{name}.int8_scale" for name in matrices}
+    assert {saved[name].dtype for name in set(saved) - matrices - scales} <= {torch.float16, torch.int64}
+    original = read_checkpoint(lenet)[1].inference_weights()
+    for name in matrices:  # one scale per output unit: each row's largest weight is ±127 steps
+        rows, scale = original[name].abs().amax(dim=1), saved[f"{name}.int8_scale"]
+        assert torch.allclose(scale, rows / 127) and (saved[name].abs().amax(dim=1) == 127).all()
+        assert (saved[name] * scale[:, None] - original[name]).abs().max() <= rows.max() / 254 + 1e-6
+    export(stored, tmp_path / "int8.onnx")
+    _assert_agree(stored, tmp_path / "int8.onnx")
+    int8 = [
+        init for init in onnx.load(tmp_path / "int8.onnx").graph.initializer if init.name.endswith(".int8")
+    ]
+    assert len(int8) == len(matrices) and {init.data_type for init in int8} == {onnx.TensorProto.INT8}
+    assert evaluate_checkpoint(stored, device="cpu")["test_accuracy"] == pytest.approx(
+        evaluate_checkpoint(lenet, device="cpu")["test_accuracy"], abs=0.02
+    )
+    with pytest.raises(UserError, match=r"^Unknown weight storage 'int4': choose one of fp32, fp16, int8\.$"):
+        strip_checkpoint(lenet, tmp_path / "int4.pt", weights="int4")
+
+
 def test_cli_export_agrees_with_torch_on_the_test_split(lenet, tmp_path, run_cli):
     out = tmp_path / "lenet.onnx"
     status, stdout, stderr = run_cli(
@@ -126,7 +152,7 @@ def test_cli_export_agrees_with_torch_on_the_test_split(lenet, tmp_path, run_cli
 def test_colour_network_export_agrees_with_torch_in_fp32_and_fp16(colour_net, tmp_path):
     export(colour_net, tmp_path / "fp32.onnx")
     _assert_agree(colour_net, tmp_path / "fp32.onnx")
-    half = strip_checkpoint(colour_net, tmp_path / "half.pt", half=True)
+    half = strip_checkpoint(colour_net, tmp_path / "half.pt", weights="fp16")
     export(half, tmp_path / "fp16.onnx")
     _assert_agree(half, tmp_path / "fp16.onnx")
     stored = {
@@ -166,7 +192,7 @@ def test_export_refuses_an_unknown_format_and_a_missing_checkpoint(lenet, tmp_pa
 def test_stripped_checkpoint_holds_the_evaluated_weights_and_loads_in_evaluate_and_predict(
     lenet, tmp_path, run_cli
 ):
-    stripped = strip_checkpoint(lenet, tmp_path / "lenet.pt", half=True)
+    stripped = strip_checkpoint(lenet, tmp_path / "lenet.pt", weights="fp16")
     saved = torch.load(stripped, weights_only=True)
     assert saved["optimizer"] is None and saved["ema"] is None
     assert {tensor.dtype for tensor in saved["model"].values()} == {torch.float16}
@@ -209,6 +235,13 @@ def test_ship_script_writes_checkpoints_and_a_manifest_that_checks_out(lenet, tm
     assert abs(entry["test_accuracy"] - entry["test_accuracy_fp32"]) <= 0.001
     dtypes = {tensor.dtype for tensor in torch.load(shipped, weights_only=True)["model"].values()}
     assert dtypes == ({torch.float16} if entry["weights"] == "fp16" else {torch.float32})
+    ship.FILE_BUDGET, ship.TOLERANCE = 0, 1.0  # every file over budget, any accuracy holds: int8 is tried
+    [entry] = ship.ship_all(["01_lenet5"], runs, results, out)["checkpoints"]
+    assert (
+        entry["weights"] == "int8"
+        and entry["test_accuracy"] == evaluate_checkpoint(shipped, device="cpu")["test_accuracy"]
+    )
+    assert torch.int8 in {tensor.dtype for tensor in torch.load(shipped, weights_only=True)["model"].values()}
     assert entry["metrics"].endswith("01_lenet5.json")
     with pytest.raises(UserError, match="No checkpoint of 02_absent"):
         ship.ship_all(["02_absent"], runs, results, out)

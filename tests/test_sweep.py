@@ -216,6 +216,12 @@ def test_named_settings_keep_their_parameters_together_and_resume(capsys, tmp_pa
     assert "4 runs, 4 already finished, 0 to run" in capsys.readouterr().out
     with pytest.raises(UserError, match="at least one setting"):
         sweep_settings("train", {}, fixed, out=tmp_path)
+    # An arm whose values changed (a recipe's preset did) is not paired with the run of its former values.
+    with pytest.raises(
+        UserError,
+        match=r"setting=sgd-lr=0\.05/runs/\S+ holds a finished run of epochs=1, but its arm now asks for 2",
+    ):
+        sweep_settings("train", settings, fixed | {"epochs": 2}, out=tmp_path, repeats=2)
 
 
 @pytest.mark.slow
