@@ -296,6 +296,13 @@ def read_metrics(path: str | os.PathLike) -> RunRecord:
     )
 
 
+def saved_settings(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings and the model options a ``metrics.json`` recorded, as it saved them: a setting the run's
+    cnnlib did not have yet is absent (where :func:`read_metrics` fills in its default)."""
+    config = dict(json.loads(Path(path).read_text())["config"])
+    return config, config.pop("model_options")
+
+
 @contextlib.contextmanager
 def hold_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold ``folder`` for one run while it writes there: a second run into the same folder stops

@@ -514,13 +514,15 @@ def _check_trained_as_asked(run: Run, folder: Path) -> None:
     a recipe's preset asks for other values once the preset changes, and a table pairing the new values
     with the old run would misreport it. Else one sentence names the folder and the first difference. A
     setting the run's cnnlib did not have yet is not compared (the run trained as its default does)."""
+    from cnnlib.record import saved_settings
+
     metrics = folder / "metrics.json"
     if not metrics.is_file():
         return
-    config = json.loads(metrics.read_text())["config"]
+    settings, options = saved_settings(metrics)
     for key, value in run.parameters.items():
         option = key.removeprefix(MODEL_OPTION)
-        saved = config["model_options"] if key.startswith(MODEL_OPTION) else config
+        saved = options if key.startswith(MODEL_OPTION) else settings
         if option in saved and saved[option] != value:
             raise UserError(
                 f"{folder} holds a finished run of {option}={saved[option]!r}, but its arm now asks for "
