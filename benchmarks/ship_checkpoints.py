@@ -53,6 +53,7 @@ def ship(name: str, checkpoint: Path, metrics: Path, out: Path, data_root: str |
         "weights": "fp32",
         "test_accuracy": full["test_accuracy"],
     }
+    # fp16 where the accuracy holds; then int8 only where the file is still over its budget.
     for weights in ("fp16", "int8") if compact == "auto" else ():
         if weights == "int8" and target.stat().st_size <= FILE_BUDGET:
             break

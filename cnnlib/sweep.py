@@ -226,11 +226,12 @@ def _execute_all(
             "--jobs is for --executor local: on Ray, the cluster's CPUs and --cpus-per-run "
             "decide how many runs go at a time."
         )
-    pending = [(run, folder) for run, folder in runs if _status(folder).get("status") != "ok"]
+    finished = {folder for _, folder in runs if _status(folder).get("status") == "ok"}
     if target == TRAIN:
         for run, folder in runs:
-            if (run, folder) not in pending:
+            if folder in finished:
                 _check_trained_as_asked(run, folder)
+    pending = [(run, folder) for run, folder in runs if folder not in finished]
     where = "on Ray" if on_ray else f"{jobs} at a time"
     print(
         f"{len(runs)} runs, {len(runs) - len(pending)} already finished, {len(pending)} to run, "
@@ -526,8 +527,8 @@ def _check_trained_as_asked(run: Run, folder: Path) -> None:
         if option in saved and saved[option] != value:
             raise UserError(
                 f"{folder} holds a finished run of {option}={saved[option]!r}, but its arm now asks for "
-                f"{value!r}: "
-                "declare the arm by what that run trained, or move the folder aside to train it again."
+                f"{value!r}: declare the arm by what that run trained, or move the folder aside to train it "
+                "again."
             )
 
 
