@@ -22,7 +22,7 @@ sweep() {  # sweep CHAPTER SUBSET EPOCHS ARGS...: one sweep, timed, results copi
   local started=$SECONDS
   "$PYTHON" -m cnnlib sweep train --out "$out" --repeats "$SEEDS" --jobs "$JOBS" \
     --param dataset=cifar10 --param subset="${SUBSET:-$subset}" --param epochs="${EPOCHS:-$epochs}" \
-    --param eval_every="${EPOCHS:-$epochs}" --param tta=false "$@"
+    --param eval_every="${EPOCHS:-$epochs}" --param tta=none "$@"
   mkdir -p "results/ablations/$chapter"
   cp "$out/results.csv" "$out/histories.csv" "results/ablations/$chapter/"
   echo "$chapter: $((SECONDS - started)) s on $(nproc) cores, $JOBS runs at a time" \

@@ -219,9 +219,13 @@ def recipe_values(name: str) -> dict[str, Any]:
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """The :class:`TrainConfig` a record stored as a dict (``dataclasses.asdict``); a setting the
-    record predates keeps its default, and a ``tta`` stored when it was a bool is the mode it meant."""
-    return _tta_as_mode(TrainConfig(**{name: values[name] for name in SETTINGS if name in values}))
+    """The :class:`TrainConfig` a record stored as a dict (``dataclasses.asdict``). A setting the record
+    predates keeps its default, a recipe knob it predates its base (what the trainer did before the knob
+    existed: a record of a resolved run has no knob left unset), and a ``tta`` stored when it was a bool
+    is the mode it meant."""
+    predates = {name: base for name, base in knob_bases().items() if name not in values}
+    stored = {name: values[name] for name in SETTINGS if name in values}
+    return _tta_as_mode(TrainConfig(**stored | (predates if values.get("recipe") else {})))
 
 
 def _tta_as_mode(config: TrainConfig) -> TrainConfig:

@@ -29,6 +29,7 @@ EXPERIMENTS = {
     "06_resnet": ("model", {"resnet20", "plain20", "resnet56", "plain56"}),
     "07_densenet": ("width_mult", {0.25, 0.375, 0.5}),
     "08_mobilenet": ("linear_bottleneck", {True, False}),
+    "09_efficientnet": ("se_ratio", {0.25, 0.0}),
 }
 
 

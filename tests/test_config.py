@@ -130,6 +130,20 @@ def test_tta_given_as_the_bool_it_once_was_is_the_mode_it_meant():
     assert resolve(TrainConfig(tta=False), channels=1).tta == "none"
 
 
+def test_a_record_that_predates_a_knob_reads_as_the_knobs_base_and_its_seeds_pair_with_newer_ones():
+    # Chapter 06's seed 0 was recorded before padding_mode, lookahead and norm_bias_lr_factor existed; it
+    # trained as their bases do, so it is one preset's run with its seeds 1 and 2, recorded after them.
+    newer = dataclasses.asdict(resolve(TrainConfig(model="resnet18", dataset="cifar10"), channels=3))
+    older = {
+        key: value
+        for key, value in newer.items()
+        if key not in ("padding_mode", "lookahead", "norm_bias_lr_factor")
+    }
+    config = config_module.config_from_dict(older)
+    assert (config.padding_mode, config.lookahead, config.norm_bias_lr_factor) == ("zeros", False, 1.0)
+    assert config == config_module.config_from_dict(newer)
+
+
 def test_cross_setting_rules_stay_explicit():
     with pytest.raises(UserError, match="hinge loss: set --label-smoothing 0"):
         resolve(TrainConfig(loss="hinge", label_smoothing=0.1), channels=1)
