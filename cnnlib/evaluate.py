@@ -17,7 +17,7 @@ from cnnlib.config import TTA_MODES
 from cnnlib.data import DataSplit, load_dataset
 from cnnlib.device import autocast, select_device
 from cnnlib.errors import UserError
-from cnnlib.record import Preprocess, RunRecord, read_checkpoint
+from cnnlib.record import Preprocess, RunRecord, TrainingState, read_checkpoint
 
 
 def default_eval_batch_size(device: torch.device) -> int:
@@ -121,6 +121,12 @@ def model_from_checkpoint(
     """The trained model a checkpoint holds (its EMA weights where training kept an EMA),
     in eval mode on ``device``, and the record of its run."""
     record, state = read_checkpoint(path, map_location=device)
+    return model_from_state(record, state, path).to(device).eval(), record
+
+
+def model_from_state(record: RunRecord, state: TrainingState, source: str | os.PathLike) -> nn.Module:
+    """The network of ``record`` with the weights ``state`` evaluates (its EMA's where training kept one),
+    for a checkpoint already read from ``source`` (:func:`cnnlib.record.read_checkpoint`)."""
     channels, height, width = record.preprocess.input_shape
     model = models.create(
         record.model,
@@ -129,8 +135,8 @@ def model_from_checkpoint(
         input_size=(height, width),
         **record.model_options,
     )
-    load_model_state(model, state.inference_weights(), path)
-    return model.to(device).eval(), record
+    load_model_state(model, state.inference_weights(), source)
+    return model
 
 
 def evaluate_checkpoint(

@@ -40,7 +40,7 @@ from torch import nn
 
 from cnnlib.checkpoint import INT8_SCALE
 from cnnlib.errors import UserError
-from cnnlib.evaluate import model_from_checkpoint
+from cnnlib.evaluate import model_from_state
 from cnnlib.record import Preprocess, TrainingState, read_checkpoint, write_checkpoint
 
 FORMATS = ("onnx",)
@@ -88,8 +88,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     uint8 pixels in, probabilities out, preprocessing folded in (see the module docstring)."""
     import onnx
 
-    model, record = model_from_checkpoint(checkpoint, "cpu")
-    wrapped = RawPixelClassifier(model, record.preprocess).eval()
+    record, state = read_checkpoint(checkpoint)
+    wrapped = RawPixelClassifier(model_from_state(record, state, checkpoint), record.preprocess).eval()
     _, height, width = record.preprocess.input_shape
     # A batch of 2: torch.export specialises a dimension of size 1 (one image would fix the batch).
     example = torch.zeros(2, height, width, 4, dtype=torch.uint8)
@@ -109,7 +109,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     proto = program.model_proto
     for node in proto.graph.node:  # torch's stack traces and node names: a tenth of a small file
         del node.metadata_props[:]
-    _store_compact(proto, read_checkpoint(checkpoint)[1].inference_weights())
+    _store_compact(proto, state.inference_weights())
     info = {
         "model": record.model,
         "model_options": record.model_options,

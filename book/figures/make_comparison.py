@@ -272,7 +272,7 @@ def aux_note(rows: list[dict]) -> str:
     )
 
 
-def page(rows: list[dict], measured: list[tuple[str, dict]]) -> str:
+def page(rows: list[dict], measured: list[tuple[dict, SeedSpread]]) -> str:
     cost_rows = [
         [
             row["name"],
