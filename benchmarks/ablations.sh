@@ -35,7 +35,7 @@ run() {
     # augmentation, label smoothing or weight decay, as in Fig. 1 (the network's own dropout stays);
     # each activation from Glorot's initialisation (made for tanh) and He's (made for ReLU); one
     # constant learning rate for all.
-    02_alexnet) sweep 02_alexnet 5000 12 --param model=alexnet --grid option.activation=relu,tanh \
+    02_alexnet) sweep 02_alexnet 5000 24 --param model=alexnet --grid option.activation=relu,tanh \
       --grid option.init=xavier,kaiming --param option.width_mult=0.25 --param augment=none \
       --param label_smoothing=0 --param weight_decay=0 --param schedule=none --param lr=0.02 --param batch_size=128 ;;
     # Lin et al. 2014, §4.6, Table 5: global average pooling against a fully connected head (with

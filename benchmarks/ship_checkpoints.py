@@ -1,7 +1,7 @@
 """Ship the chapters' trained networks with the book: each chapter run's checkpoint, stripped to what
 ``cnnlib evaluate`` and ``cnnlib predict`` need, into ``results/checkpoints/<run>.pt``, with a manifest.
 
-    python benchmarks/ship_checkpoints.py            # every run of results/cpu/ whose runs/<run>/ is here
+    python benchmarks/ship_checkpoints.py            # each chapter page's run whose runs/<chapter>/ is here
 
 A run is named by its metrics file, ``results/cpu/<run>.json`` (``make chapters`` copies it from the
 chapter's ``runs/<run>/metrics.json``, the folder the notebook's ``out`` parameter trains into), and its
@@ -109,7 +109,9 @@ def ship_all(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="runs to ship (default: every results/cpu/<run>.json)")
+    parser.add_argument(
+        "names", nargs="*", help="runs to ship (default: each chapter page's run, results/cpu/<chapter>.json)"
+    )
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="where the runs' folders are")
     parser.add_argument(
         "--results", type=Path, default=ROOT / "results" / "cpu", help="the runs' metrics files"
@@ -124,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         "layers where a file is still over 10 MB and the accuracy holds",
     )
     arguments = parser.parse_args(argv)
-    names = arguments.names or sorted(path.stem for path in arguments.results.glob("*.json"))
+    names = arguments.names or sorted(
+        path.stem
+        for path in arguments.results.glob("*.json")
+        if (ROOT / "notebooks" / f"{path.stem}.ipynb").is_file()
+    )
     try:
         manifest = ship_all(
             names, arguments.runs, arguments.results, arguments.out, arguments.data_root, arguments.compact

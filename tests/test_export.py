@@ -1,10 +1,8 @@
 """ONNX export and shipped checkpoints: onnxruntime agrees with torch, stripped files load everywhere.
 
 The references are computed by torch through cnnlib's own inference path (``predict_logits`` in fp32,
-``Classifier.predict`` on image files), never by the exported wrapper. Bounds (issue 39): the largest
-difference of probabilities at most 1e-4, fp32 and fp16-stored weights alike (the fp16 values are cast
-to float32 in the graph, the same values torch loads), and the same top-1 on at least 99.9 % of the test
-split.
+``Classifier.predict`` on image files), never by the exported wrapper; the bounds are issue 39's
+(tests/onnx_agreement.py).
 """
 
 from __future__ import annotations
@@ -17,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from onnx_agreement import BOUND, assert_agree
 from PIL import Image
 
 from cnnlib.config import TrainConfig
 from cnnlib.errors import UserError
-from cnnlib.evaluate import evaluate_checkpoint, model_from_checkpoint, predict_logits
+from cnnlib.evaluate import evaluate_checkpoint
 from cnnlib.export import export, export_for_site, strip_checkpoint
 from cnnlib.record import read_checkpoint
 from cnnlib.train import train
@@ -30,7 +29,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parents[1]
-BOUND, TOP1_SHARE = 1e-4, 0.999
 
 
 def _ship_module():
@@ -81,60 +79,6 @@ def colour_net(tmp_path_factory) -> Path:
     return out / "checkpoint.pt"
 
 
-def _test_images(checkpoint: Path) -> torch.Tensor:
-    """The checkpoint's test split as uint8 (N, C, H, W), fitted as evaluation fits it."""
-    from cnnlib.data import load_dataset
-
-    record, _ = read_checkpoint(checkpoint)
-    channels, side, _ = record.preprocess.input_shape
-    return load_dataset(record.config.dataset, record.config.data_root).fitted(side, channels).test_x
-
-
-def _onnx_probabilities(onnx_file: Path, images: torch.Tensor) -> np.ndarray:
-    """onnxruntime's probabilities for uint8 (N, C, H, W) images, given as RGB (N, H, W, 3)."""
-    rgb = images.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy()
-    return ort.InferenceSession(str(onnx_file)).run(None, {"image": rgb})[0]
-
-
-def _torch_probabilities(checkpoint: Path, images: torch.Tensor) -> np.ndarray:
-    model, record = model_from_checkpoint(checkpoint)
-    return predict_logits(model, record.preprocess, images, amp=False).softmax(1).numpy()
-
-
-def _assert_agree(checkpoint: Path, onnx_file: Path) -> None:
-    images = _test_images(checkpoint)
-    ours, theirs = _onnx_probabilities(onnx_file, images), _torch_probabilities(checkpoint, images)
-    assert np.abs(ours - theirs).max() <= BOUND
-    assert (ours.argmax(1) == theirs.argmax(1)).mean() >= TOP1_SHARE
-    np.testing.assert_allclose(ours.sum(1), 1, atol=1e-5)
-
-
-def test_int8_fully_connected_weights_load_everywhere_and_the_onnx_graph_agrees_with_torch(lenet, tmp_path):
-    # LeNet-5's F6 and output layers are the fully connected ones (2-D weights); the convolutions go to fp16.
-    stored = strip_checkpoint(lenet, tmp_path / "int8.pt", weights="int8")
-    saved = torch.load(stored, weights_only=True)["model"]
-    matrices = {name for name, tensor in saved.items() if tensor.dtype == torch.int8}
-    assert matrices and all(saved[name].dim() == 2 for name in matrices)
-    scales = {f"{name}.int8_scale" for name in matrices}
-    assert {saved[name].dtype for name in set(saved) - matrices - scales} <= {torch.float16, torch.int64}
-    original = read_checkpoint(lenet)[1].inference_weights()
-    for name in matrices:  # one scale per output unit: each row's largest weight is ±127 steps
-        rows, scale = original[name].abs().amax(dim=1), saved[f"{name}.int8_scale"]
-        assert torch.allclose(scale, rows / 127) and (saved[name].abs().amax(dim=1) == 127).all()
-        assert (saved[name] * scale[:, None] - original[name]).abs().max() <= rows.max() / 254 + 1e-6
-    export(stored, tmp_path / "int8.onnx")
-    _assert_agree(stored, tmp_path / "int8.onnx")
-    int8 = [
-        init for init in onnx.load(tmp_path / "int8.onnx").graph.initializer if init.name.endswith(".int8")
-    ]
-    assert len(int8) == len(matrices) and {init.data_type for init in int8} == {onnx.TensorProto.INT8}
-    assert evaluate_checkpoint(stored, device="cpu")["test_accuracy"] == pytest.approx(
-        evaluate_checkpoint(lenet, device="cpu")["test_accuracy"], abs=0.02
-    )
-    with pytest.raises(UserError, match=r"^Unknown weight storage 'int4': choose one of fp32, fp16, int8\.$"):
-        strip_checkpoint(lenet, tmp_path / "int4.pt", weights="int4")
-
-
 def test_cli_export_agrees_with_torch_on_the_test_split(lenet, tmp_path, run_cli):
     out = tmp_path / "lenet.onnx"
     status, stdout, stderr = run_cli(
@@ -142,7 +86,7 @@ def test_cli_export_agrees_with_torch_on_the_test_split(lenet, tmp_path, run_cli
     )
     assert status == 0, stderr
     assert str(out) in stdout and "[torch.onnx]" not in stdout
-    _assert_agree(lenet, out)
+    assert_agree(lenet, out)
     metadata = json.loads({prop.key: prop.value for prop in onnx.load(out).metadata_props}["cnnlib"])
     record, _ = read_checkpoint(lenet)
     assert metadata["classes"] == list(record.preprocess.classes) and metadata["input_shape"] == [1, 32, 32]
@@ -151,10 +95,10 @@ def test_cli_export_agrees_with_torch_on_the_test_split(lenet, tmp_path, run_cli
 @pytest.mark.slow
 def test_colour_network_export_agrees_with_torch_in_fp32_and_fp16(colour_net, tmp_path):
     export(colour_net, tmp_path / "fp32.onnx")
-    _assert_agree(colour_net, tmp_path / "fp32.onnx")
+    assert_agree(colour_net, tmp_path / "fp32.onnx")
     half = strip_checkpoint(colour_net, tmp_path / "half.pt", weights="fp16")
     export(half, tmp_path / "fp16.onnx")
-    _assert_agree(half, tmp_path / "fp16.onnx")
+    assert_agree(half, tmp_path / "fp16.onnx")
     stored = {
         initializer.data_type
         for initializer in onnx.load(tmp_path / "fp16.onnx").graph.initializer

@@ -1,7 +1,8 @@
 """The live classifier in Chromium: the panel of book/_static/live/ with onnxruntime-web and two networks
 exported from checkpoints trained here (LeNet-5 on digits; a narrow ResNet-18 on random colour images),
 assembled by the site's own extension (book/_ext/live_classifier.py) into a folder served by
-``python -m http.server`` on 127.0.0.1. The built site carries the same panel (tests/test_book.py checks
+``python -m http.server`` on 127.0.0.1; then every network the book ships (results/checkpoints/), served
+the same way, each on a fixed image. The built site carries the same panel (tests/test_book.py checks
 its pages request nothing from another host).
 
 The page's probabilities are checked against cnnlib.predict's, in fp32, on images at the networks' input
@@ -11,6 +12,7 @@ package and ``npm ci`` (onnxruntime-web); without them the tests are skipped loc
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,6 +35,7 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import live_classifier  # noqa: E402  (the site's extension)
 
 BOUND = 1e-4
+SHIPPED_MANIFEST = ROOT / "results" / "checkpoints" / "manifest.json"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
@@ -106,24 +110,22 @@ PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>live</title><l
 <body>{panel}</body></html>"""
 
 
-@pytest.fixture(scope="module")
-def site(chromium, tmp_path_factory):
-    """The served folder: yields (base URL, manifest)."""
-    tmp = tmp_path_factory.mktemp("live")
-    manifest = _ship(tmp)
+@contextlib.contextmanager
+def _served(tmp: Path, manifest: Path, network: str) -> Iterator[str]:
+    """The panel (``network`` chosen) and the networks ``manifest`` lists, assembled by the site's
+    extension into a folder served on 127.0.0.1: yields the base URL."""
     served = tmp / "site"
     shutil.copytree(
         ROOT / "book" / "_static" / "live",
         served / "_static" / "live",
         ignore=shutil.ignore_patterns("ort", "models", ".gitignore"),
     )
-    models = live_classifier.assemble(served / "_static" / "live", manifest)
-    assert [entry["name"] for entry in models] == ["01_lenet5", "06_resnet"]
+    live_classifier.assemble(served / "_static" / "live", manifest)
     scripts = "".join(
         f'<script src="_static/{script}"></script>' for script in live_classifier.script_files(True)
     )
     (served / "index.html").write_text(
-        PAGE.format(scripts=scripts, panel=live_classifier.panel_html("06_resnet"))
+        PAGE.format(scripts=scripts, panel=live_classifier.panel_html(network))
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -144,18 +146,17 @@ def site(chromium, tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail("python -m http.server did not start")
                 time.sleep(0.2)
-        yield base, manifest
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=20)
 
 
-@pytest.fixture()
-def page(site, chromium):
+@contextlib.contextmanager
+def _opened(base: str, chromium: str) -> Iterator:
     """The panel's page in Chromium, with every request and console error recorded and checked at the end."""
     from playwright.sync_api import sync_playwright
 
-    base, _ = site
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         tab = browser.new_page(viewport={"width": 1200, "height": 1000})
@@ -170,6 +171,30 @@ def page(site, chromium):
         assert not elsewhere, f"requests to another host: {elsewhere}"
         assert not errors, f"console errors: {errors}"
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(chromium, tmp_path_factory):
+    """Two networks trained now, served: yields (base URL, manifest)."""
+    tmp = tmp_path_factory.mktemp("live")
+    manifest = _ship(tmp)
+    with _served(tmp, manifest, "06_resnet") as base:
+        yield base, manifest
+
+
+@pytest.fixture()
+def page(site, chromium):
+    with _opened(site[0], chromium) as tab:
+        yield tab
+
+
+@pytest.fixture(scope="module")
+def shipped_site(chromium, tmp_path_factory):
+    """The chapters' networks the book ships (results/checkpoints/), served as the built site serves them."""
+    if not SHIPPED_MANIFEST.is_file():
+        pytest.fail(f"{SHIPPED_MANIFEST} is missing: benchmarks/ship_checkpoints.py writes it.")
+    with _served(tmp_path_factory.mktemp("shipped"), SHIPPED_MANIFEST, "06_resnet") as base:
+        yield base
 
 
 def _page_result(tab) -> tuple[list[tuple[str, float]], float]:
@@ -210,6 +235,40 @@ def test_uploaded_image_gets_the_probabilities_of_cnnlib_predict(network, site, 
         assert top[0][0] == expected[0][0]
         assert max(abs(ours - dict(expected)[label]) for label, ours in top) <= BOUND, (top, expected)
         print(f"{network} on {image.name}: {milliseconds:.1f} ms in Chromium")
+
+
+def _shipped_networks() -> list[str]:
+    if not SHIPPED_MANIFEST.is_file():
+        return ["(no shipped networks)"]
+    return [entry["name"] for entry in json.loads(SHIPPED_MANIFEST.read_text())["checkpoints"]]
+
+
+def _fixed_image(network: str, tmp_path: Path) -> Path:
+    """A CIFAR-10 test image from the site's samples; for a grey network, a digit at its input size."""
+    if network != "01_lenet5":
+        return ROOT / "book" / "_static" / "live" / "samples" / "cat.png"
+    from cnnlib.data import load_dataset
+
+    digit = tmp_path / "digit.png"
+    Image.fromarray(load_dataset("digits").fitted(32, 1).test_x[0, 0].numpy()).save(digit)
+    return digit
+
+
+@pytest.mark.parametrize("network", _shipped_networks())
+def test_each_shipped_network_gives_the_probabilities_of_cnnlib_predict(
+    network, shipped_site, chromium, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("cnnlib.device.cpu_has_native_bf16", lambda: False)  # as above: fp32 both sides
+    image = _fixed_image(network, tmp_path)
+    with _opened(shipped_site, chromium) as tab:
+        tab.select_option(".cnnlib-live select", network)
+        tab.set_input_files(".cnnlib-live-file", str(image))
+        tab.locator(".cnnlib-live-message").filter(has_text=f"reads “{image.name}”").wait_for(timeout=60_000)
+        top, milliseconds = _page_result(tab)  # the inference alone: the page loads the network first
+    expected = _predicted(SHIPPED_MANIFEST.parent / f"{network}.pt", image)
+    assert top[0][0] == expected[0][0]
+    assert max(abs(ours - dict(expected)[label]) for label, ours in top) <= BOUND, (top, expected)
+    print(f"shipped {network} on {image.name}: {milliseconds:.1f} ms in Chromium")
 
 
 def test_a_drawn_digit_gets_a_class_and_samples_run(page):
