@@ -117,6 +117,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build(REPO, tmp_path_factory.mktemp("book"))
 
 
+def test_site_serves_every_shipped_network(site: Path) -> None:
+    # Issue 39: the built site carries each chapter's shipped network, its ONNX export and the checkpoint
+    # offered for download, listed for the live classifier (book/_ext/live_classifier.py).
+    shipped = json.loads((REPO / "results" / "checkpoints" / "manifest.json").read_text())["checkpoints"]
+    models = site / "_static" / "live" / "models"
+    listed = json.loads((models / "models.js").read_text().split("=", 1)[1].strip().rstrip(";"))
+    assert [entry["name"] for entry in listed] == [entry["name"] for entry in shipped]
+    for entry in listed:
+        assert (models / entry["onnx"]).stat().st_size == entry["onnx_bytes"]
+        assert (models / entry["checkpoint"]).stat().st_size == entry["checkpoint_bytes"]
+
+
 def test_toc_lists_the_course_pages() -> None:
     files = _toc_files()
     assert files[0] == "book/intro"
