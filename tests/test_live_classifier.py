@@ -111,16 +111,16 @@ PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>live</title><l
 
 
 @contextlib.contextmanager
-def _served(tmp: Path, manifest: Path, network: str) -> Iterator[str]:
+def _served(tmp: Path, manifest: Path, network: str) -> Iterator[tuple[str, list[str]]]:
     """The panel (``network`` chosen) and the networks ``manifest`` lists, assembled by the site's
-    extension into a folder served on 127.0.0.1: yields the base URL."""
+    extension into a folder served on 127.0.0.1: yields the base URL and the networks the panel lists."""
     served = tmp / "site"
     shutil.copytree(
         ROOT / "book" / "_static" / "live",
         served / "_static" / "live",
         ignore=shutil.ignore_patterns("ort", "models", ".gitignore"),
     )
-    live_classifier.assemble(served / "_static" / "live", manifest)
+    models = live_classifier.assemble(served / "_static" / "live", manifest)
     scripts = "".join(
         f'<script src="_static/{script}"></script>' for script in live_classifier.script_files(True)
     )
@@ -146,7 +146,7 @@ def _served(tmp: Path, manifest: Path, network: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     pytest.fail("python -m http.server did not start")
                 time.sleep(0.2)
-        yield base
+        yield base, [entry["name"] for entry in models]
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -178,7 +178,8 @@ def site(chromium, tmp_path_factory):
     """Two networks trained now, served: yields (base URL, manifest)."""
     tmp = tmp_path_factory.mktemp("live")
     manifest = _ship(tmp)
-    with _served(tmp, manifest, "06_resnet") as base:
+    with _served(tmp, manifest, "06_resnet") as (base, listed):
+        assert listed == ["01_lenet5", "06_resnet"]
         yield base, manifest
 
 
@@ -193,7 +194,7 @@ def shipped_site(chromium, tmp_path_factory):
     """The chapters' networks the book ships (results/checkpoints/), served as the built site serves them."""
     if not SHIPPED_MANIFEST.is_file():
         pytest.fail(f"{SHIPPED_MANIFEST} is missing: benchmarks/ship_checkpoints.py writes it.")
-    with _served(tmp_path_factory.mktemp("shipped"), SHIPPED_MANIFEST, "06_resnet") as base:
+    with _served(tmp_path_factory.mktemp("shipped"), SHIPPED_MANIFEST, "06_resnet") as (base, _):
         yield base
 
 
