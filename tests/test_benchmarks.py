@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from benchmark_scripts import benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
 
 
 @pytest.mark.slow
@@ -145,19 +145,12 @@ def test_reference_gpu_script_dry_run_on_the_cpu(tmp_path):
     assert log["throughput"] == 0 and [run["status"] for run in log["runs"]] == ["ok"] * 9
 
 
-def _reference_gpu():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import reference_gpu
-
-    return reference_gpu
-
-
 def test_reference_gpu_budgets_fit_the_docstrings_deadline():
     # The docstring's command gives the script 450 s. Suppose the data take 30 s to load and each network
     # its training budget plus the seconds allowed around it: the headline networks (the fast chapter's,
     # ResNet-18, VGG-16-BN, DenseNet-121) keep their whole budgets, no network is skipped or cut below half
     # its budget, and the throughput benchmark still has its minute.
-    reference = _reference_gpu()
+    reference = benchmark_script("reference_gpu")
     budgets = [budget for _, _, budget in reference.NETWORKS]
     left, given = 450 - 30, []
     for index, budget in enumerate(budgets):
@@ -169,7 +162,7 @@ def test_reference_gpu_budgets_fit_the_docstrings_deadline():
 
 
 def test_reference_gpu_cuts_the_budgets_the_deadline_cannot_hold():
-    reference = _reference_gpu()
+    reference = benchmark_script("reference_gpu")
     around, throughput = reference.SECONDS_AROUND_A_NETWORK, reference.THROUGHPUT_SECONDS
     assert reference.budget_now(60, [40, 40], 1000) == 60  # time for everything: the budget itself
     # 100 s spare after the throughput benchmark, three networks' seconds around them and half of the
@@ -181,11 +174,8 @@ def test_reference_gpu_cuts_the_budgets_the_deadline_cannot_hold():
 
 
 def test_each_recipe_search_arm_is_the_preset_with_one_named_change_on_the_validation_split():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from chapter_runs import CHAPTERS, sweep_parameters
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    chapter_runs = benchmark_script("chapter_runs")
+    CHAPTERS, sweep_parameters = chapter_runs.CHAPTERS, chapter_runs.sweep_parameters
     from cnnlib.presets import PRESETS
     from cnnlib.sweep import plan
 
@@ -200,3 +190,12 @@ def test_each_recipe_search_arm_is_the_preset_with_one_named_change_on_the_valid
             # preset became that arm when it won: CHAPTERS' comments say so) is no change any more.
             assert changed <= set(changes), (network, changes)
             plan("train", {}, arm)  # every value passes its setting's declaration before anything runs
+
+
+def test_the_chapter_runs_default_to_every_chapter_and_refuse_an_unknown_one(capsys):
+    chapter_runs = benchmark_script("chapter_runs")
+    assert chapter_runs.parse_args(["tricks"]).chapters == list(chapter_runs.CHAPTERS)
+    assert chapter_runs.parse_args(["finals", "10_fast_training"]).chapters == ["10_fast_training"]
+    with pytest.raises(SystemExit):
+        chapter_runs.parse_args(["finals", "11_vit"])
+    assert "no chapter '11_vit': choose from 02_alexnet," in capsys.readouterr().err

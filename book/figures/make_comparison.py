@@ -122,6 +122,7 @@ NETWORK_NAMES = {
     "densenet121": "DenseNet-121",
     "mobilenet_v2": "MobileNetV2",
     "efficientnet_b0": "EfficientNet-B0",
+    "fastnet": "FastNet (airbench's kind)",
 }
 # The model options that change what the network is, as the run table writes them; the others (the
 # initialisation, dropout, the stem's stride) are in each run's JSON file.
@@ -351,18 +352,18 @@ logarithmic scales (the values of the table's last two columns).
 
 ```{{admonition}} Short CPU runs at reduced width, not the networks' real accuracy
 :class: warning
-No GPU has been lent to the course yet. Each row is a chapter network's `cpu` preset (or the second model
-of a chapter: ResNet-18 without shortcuts), trained on a 2-core CPU on every training image at 32×32 and
-tested once on the 10,000 test images, for seeds 0, 1 and 2 where `make finals` has run (the column
-"seeds" says how many are in); the chapter page shows seed 0. Each network but LeNet-5 runs at a reduced
-width (`width_mult`, the column "width") within 600 s of training (1,200 s for MobileNetV2 and
-EfficientNet-B0). Each preset but LeNet-5's was chosen on a validation split (`results/recipes/`), never
-on the test set. The parameters are in each chapter's admonition and in the `config` of its JSON files in
-`results/cpu/`. The AlexNet, NiN and GoogLeNet runs train the paper's network with batch norm before
-every ReLU (`variant=paper_bn`); their chapters say why. CIFAR-10 here is the JPEG copy of the data set,
-whose accuracies differ slightly from the official binary files. The numbers show how far each network
-gets in about ten minutes of a 2-core CPU (chance is 10 % on CIFAR-10); the widths and epochs differ from
-row to row, and so does what each row's accuracy costs.
+No GPU has been lent to the course yet. Each row is a chapter network's `cpu` preset (or the second model of
+a chapter: ResNet-18 without shortcuts), trained on a 2-core CPU on every training image at 32×32 and tested
+once on the 10,000 test images, for seeds 0, 1 and 2 where `make finals` has run (the column "seeds" says
+how many are in); the chapter page shows seed 0. Each classic network but LeNet-5 runs at a reduced width
+(`width_mult`, the column "width"), the last chapter's fast network at its full width, within 600 s of
+training (1,200 s for MobileNetV2 and EfficientNet-B0). Each preset but LeNet-5's was chosen on a validation
+split (`results/recipes/`), never on the test set. The parameters are in each chapter's admonition and in
+the `config` of its JSON files in `results/cpu/`. The AlexNet, NiN and GoogLeNet runs train the paper's
+network with batch norm before every ReLU (`variant=paper_bn`); their chapters say why. CIFAR-10 here is the
+JPEG copy of the data set, whose accuracies differ slightly from the official binary files. The numbers show
+how far each network gets in about ten minutes of a 2-core CPU (chance is 10 % on CIFAR-10); the widths and
+epochs differ from row to row, and so does what each row's accuracy costs.
 ```
 
 ```{{table}} {run_caption}
