@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from benchmark_scripts import benchmark_script
+from repo_scripts import repo_script
 
 ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = ROOT / "results" / "ablations"
@@ -89,7 +89,7 @@ def test_each_sweep_ran_within_its_time_limit(chapter):
 
 
 def test_the_trick_table_removes_each_trick_in_turn_over_three_seeds_on_the_validation_split():
-    chapter_runs = benchmark_script("chapter_runs")
+    chapter_runs = repo_script("benchmarks/chapter_runs.py")
     results = pd.read_csv(ABLATIONS / "10_fast_training" / "results.csv")
     assert (results["status"] == "ok").all()
     seeds = results.groupby("setting")["seed"].apply(sorted).to_dict()

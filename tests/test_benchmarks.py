@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from benchmark_scripts import benchmark_script
+from repo_scripts import repo_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def test_reference_gpu_budgets_fit_the_docstrings_deadline():
     # its training budget plus the seconds allowed around it: the headline networks (the fast chapter's,
     # ResNet-18, VGG-16-BN, DenseNet-121) keep their whole budgets, no network is skipped or cut below half
     # its budget, and the throughput benchmark still has its minute.
-    reference = benchmark_script("reference_gpu")
+    reference = repo_script("benchmarks/reference_gpu.py")
     budgets = [budget for _, _, budget in reference.NETWORKS]
     left, given = 450 - 30, []
     for index, budget in enumerate(budgets):
@@ -162,7 +162,7 @@ def test_reference_gpu_budgets_fit_the_docstrings_deadline():
 
 
 def test_reference_gpu_cuts_the_budgets_the_deadline_cannot_hold():
-    reference = benchmark_script("reference_gpu")
+    reference = repo_script("benchmarks/reference_gpu.py")
     around, throughput = reference.SECONDS_AROUND_A_NETWORK, reference.THROUGHPUT_SECONDS
     assert reference.budget_now(60, [40, 40], 1000) == 60  # time for everything: the budget itself
     # 100 s spare after the throughput benchmark, three networks' seconds around them and half of the
@@ -174,7 +174,7 @@ def test_reference_gpu_cuts_the_budgets_the_deadline_cannot_hold():
 
 
 def test_each_recipe_search_arm_is_the_preset_with_one_named_change_on_the_validation_split():
-    chapter_runs = benchmark_script("chapter_runs")
+    chapter_runs = repo_script("benchmarks/chapter_runs.py")
     CHAPTERS, sweep_parameters = chapter_runs.CHAPTERS, chapter_runs.sweep_parameters
     from cnnlib.presets import PRESETS
     from cnnlib.sweep import plan
@@ -193,7 +193,7 @@ def test_each_recipe_search_arm_is_the_preset_with_one_named_change_on_the_valid
 
 
 def test_the_chapter_runs_default_to_every_chapter_and_refuse_an_unknown_one(capsys):
-    chapter_runs = benchmark_script("chapter_runs")
+    chapter_runs = repo_script("benchmarks/chapter_runs.py")
     assert chapter_runs.parse_args(["tricks"]).chapters == list(chapter_runs.CHAPTERS)
     assert chapter_runs.parse_args(["finals", "10_fast_training"]).chapters == ["10_fast_training"]
     with pytest.raises(SystemExit):

@@ -4,11 +4,11 @@ writer produces valid pipe tables."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from repo_scripts import repo_script
 
 from cnnlib import models
 from cnnlib.arithmetic import layer_table
@@ -20,12 +20,7 @@ RESULTS = sorted((ROOT / "results" / "cpu").glob("*.json"))
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location(
-        "make_comparison", ROOT / "book" / "figures" / "make_comparison.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return repo_script("book/figures/make_comparison.py")
 
 
 def page_rows(first_cell: str) -> list[list[str]]:

@@ -8,7 +8,6 @@ The references are computed by torch through cnnlib's own inference path (``pred
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import torch
 from onnx_agreement import BOUND, assert_agree
 from PIL import Image
+from repo_scripts import repo_script
 
 from cnnlib.config import TrainConfig
 from cnnlib.errors import UserError
@@ -29,15 +29,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _ship_module():
-    spec = importlib.util.spec_from_file_location(
-        "ship_checkpoints", ROOT / "benchmarks" / "ship_checkpoints.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +149,7 @@ def test_stripped_checkpoint_holds_the_evaluated_weights_and_loads_in_evaluate_a
 
 
 def test_ship_script_writes_checkpoints_and_a_manifest_that_checks_out(lenet, tmp_path):
-    ship = _ship_module()
+    ship = repo_script("benchmarks/ship_checkpoints.py")
     runs, results, out = tmp_path / "runs", tmp_path / "results", tmp_path / "checkpoints"
     (runs / "01_lenet5").mkdir(parents=True)
     (runs / "01_lenet5" / "checkpoint.pt").write_bytes(lenet.read_bytes())

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from PIL import Image
+from repo_scripts import repo_script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -95,11 +96,7 @@ def _ship(tmp: Path) -> Path:
             progress=False,
         )
     )
-    spec = importlib.util.spec_from_file_location(
-        "ship_checkpoints", ROOT / "benchmarks" / "ship_checkpoints.py"
-    )
-    ship = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship)
+    ship = repo_script("benchmarks/ship_checkpoints.py")
     (tmp / "results").mkdir()
     ship.ship_all(["01_lenet5", "06_resnet"], runs, tmp / "results", tmp / "checkpoints")
     return tmp / "checkpoints" / "manifest.json"

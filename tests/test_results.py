@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from benchmark_scripts import benchmark_script
+from repo_scripts import repo_script
 
 from cnnlib.record import final_runs, seed_spread
 
@@ -52,17 +52,20 @@ def test_chapter_run_is_converged_within_budget(stem):
 SEEDS_PENDING: set[str] = set()
 
 
+def floored(xfail: dict[str, str]) -> list:
+    """The chapters with a floor as test parameters, each one that ``xfail`` names a strict xfail for the
+    reason it gives."""
+    return [
+        pytest.param(
+            stem, marks=[pytest.mark.xfail(strict=True, reason=xfail[stem])] if stem in xfail else []
+        )
+        for stem, (_, floor, _) in CHAPTER_RUNS.items()
+        if floor is not None
+    ]
+
+
 # The chapters with a floor, each a strict xfail while its seeds are pending.
-FLOORED_WITH_SEEDS = [
-    pytest.param(
-        stem,
-        marks=[pytest.mark.xfail(strict=True, reason="seeds 1 and 2 not run yet (make finals)")]
-        if stem in SEEDS_PENDING
-        else [],
-    )
-    for stem, (_, floor, _) in CHAPTER_RUNS.items()
-    if floor is not None
-]
+FLOORED_WITH_SEEDS = floored(dict.fromkeys(SEEDS_PENDING, "seeds 1 and 2 not run yet (make finals)"))
 
 
 def seed_mean(stem: str) -> float:
@@ -85,15 +88,7 @@ BELOW_FLOOR = {
 
 
 @pytest.mark.parametrize(
-    "stem",
-    [
-        pytest.param(
-            stem,
-            marks=[pytest.mark.xfail(strict=True, reason=BELOW_FLOOR[stem])] if stem in BELOW_FLOOR else [],
-        )
-        for stem, (_, floor, _) in CHAPTER_RUNS.items()
-        if floor is not None and stem not in SEEDS_PENDING
-    ],
+    "stem", [param for param in floored(BELOW_FLOOR) if param.values[0] not in SEEDS_PENDING]
 )
 def test_the_mean_of_three_seeds_is_at_or_above_the_floor(stem):
     assert seed_mean(stem) >= CHAPTER_RUNS[stem][1]
@@ -130,7 +125,7 @@ def test_each_preset_is_its_validation_winner_and_no_arm_read_the_test_set(chapt
     table = pd.read_csv(RECIPES / chapter / "results.csv")
     assert (table["status"] == "ok").all() and table["test_accuracy"].isna().all()
     assert (table["validation_images"] == 5000).all() and (table["train_images"] == 45_000).all()
-    chapter_runs = benchmark_script("chapter_runs")
+    chapter_runs = repo_script("benchmarks/chapter_runs.py")
     network, _ = chapter_runs.CHAPTERS[chapter]
     preset = chapter_runs.sweep_parameters(network, validation=5000, final_test=False)
     # The arms are compared at seed 0 within the preset's time budget; other seeds (chapter 10's, for its
