@@ -77,7 +77,8 @@ def ship_all(
     data_root: str | None = None,
     compact: str = "auto",
 ) -> dict:
-    """Ship every run named that has a checkpoint under ``runs``; write and return the manifest."""
+    """Ship every run named that has a checkpoint under ``runs``; write and return the manifest, which keeps
+    the entries of the runs shipped before (and not now) whose files are still in ``out``."""
     found = [
         (name, runs / name / "checkpoint.pt") for name in names if (runs / name / "checkpoint.pt").is_file()
     ]
@@ -90,12 +91,17 @@ def ship_all(
     if missing:
         print(f"Not shipped, no runs/<run>/checkpoint.pt: {', '.join(missing)}.", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    entries = [
+    shipped = [
         ship(name, checkpoint, results / f"{name}.json", out, data_root, compact)
         for name, checkpoint in found
     ]
+    # The runs shipped before and not now keep their entries, as long as their files are there.
+    path, now = out / "manifest.json", {entry["file"] for entry in shipped}
+    before = json.loads(path.read_text())["checkpoints"] if path.is_file() else []
+    kept = [entry for entry in before if entry["file"] not in now and (out / entry["file"]).is_file()]
+    entries = sorted(kept + shipped, key=lambda entry: entry["file"])
     manifest = {"tolerance": TOLERANCE, "checkpoints": entries}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
     over = [entry["file"] for entry in entries if entry["bytes"] > FILE_BUDGET]
     total = sum(entry["bytes"] for entry in entries)
     if over or total > SET_BUDGET:

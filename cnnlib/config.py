@@ -108,6 +108,18 @@ class TrainConfig:
     weight_decay: float | None = knob(5e-4, float, "L2 penalty (decoupled for adamw)", at_least=0)
     schedule: str | None = knob("onecycle", str, "the learning-rate schedule", choices=SCHEDULES)
     warmup: float | None = knob(0.2, float, "fraction of the steps spent warming up", within=(0, 1))
+    warmup_from: float | None = knob(
+        0.0,
+        float,
+        "the warm-up's first learning rate, a fraction of the peak (airbench94: 0.2)",
+        within=(0, 1),
+    )
+    anneal_to: float | None = knob(
+        0.0,
+        float,
+        "the cosine or one-cycle schedule's last learning rate, a fraction of the peak (airbench94: 0.07)",
+        within=(0, 1),
+    )
     label_smoothing: float | None = knob(0.0, float, "label smoothing of the cross-entropy", within=(0, 1))
     augment: str | None = knob(
         "auto",
@@ -315,6 +327,11 @@ def _validate(config: TrainConfig) -> None:
         raise UserError(
             "ema and lookahead both average the weights, and a run keeps one average: "
             "set --ema 0 or --no-lookahead."
+        )
+    if config.anneal_to and config.schedule not in ("cosine", "onecycle"):
+        raise UserError(
+            f"anneal_to is where a cosine or one-cycle schedule ends, and the {config.schedule!r} schedule "
+            "has no such end: set --anneal-to 0 or --schedule onecycle."
         )
     if config.loss == "hinge" and config.label_smoothing:
         raise UserError("Label smoothing has no meaning for the hinge loss: set --label-smoothing 0.")

@@ -119,23 +119,26 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_factor", 1.0)
 
 
-def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[float], float]:
+def lr_factor(
+    schedule: str, warmup: float, total_steps: int, warmup_from: float = 0.0, anneal_to: float = 0.0
+) -> Callable[[float], float]:
     """The learning-rate multiplier at each step: a linear warm-up over the first
-    ``warmup`` fraction of the run, then constant (``none``), ×0.1 at 50 % and 75 %
-    (``step``), a cosine to zero (``cosine``, Loshchilov & Hutter 2017), or a linear
-    ramp to zero (``onecycle``, Smith & Topin 2019)."""
+    ``warmup`` fraction of the run from ``warmup_from`` of the peak, then constant (``none``), ×0.1 at
+    50 % and 75 % (``step``), a cosine (``cosine``, Loshchilov & Hutter 2017) or a linear ramp
+    (``onecycle``, Smith & Topin 2019) down to ``anneal_to`` of the peak at the last step. airbench94's
+    schedule is the one-cycle from 0.2 through 1 to 0.07 (Jordan 2024, its code's ``get_lr``)."""
     warm = int(warmup * total_steps)
 
     def factor(step: float) -> float:
         if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_steps - warm)
+            return warmup_from + (1 - warmup_from) * (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
         if schedule == "step":
             return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
         if schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * progress))
+            return anneal_to + (1 - anneal_to) * 0.5 * (1 + math.cos(math.pi * progress))
         if schedule == "onecycle":
-            return max(0.0, 1 - progress)
+            return anneal_to + (1 - anneal_to) * (1 - progress)
         return 1.0
 
     return factor

@@ -122,6 +122,11 @@ def set_up(config: TrainConfig, data: DataSplit | None = None) -> Run:
             "drop --time-budget, or run without torchrun."
         )
     model = build_model(config, data, device)
+    if world > 1 and getattr(model, "whiten_bias_epochs", None) is not None:
+        raise UserError(
+            "whiten_bias_epochs freezes a parameter mid-run, which DistributedDataParallel does not allow: "
+            "leave the option unset, or run without torchrun."
+        )
     channels_last = uses_channels_last(config.channels_last, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -138,7 +143,9 @@ def set_up(config: TrainConfig, data: DataSplit | None = None) -> Run:
         else None
     )
     steps_per_epoch = max(1, len(data.train_y) // world // max(1, config.batch_size // world))
-    factor = lr_factor(config.schedule, config.warmup, config.epochs * steps_per_epoch)
+    factor = lr_factor(
+        config.schedule, config.warmup, config.epochs * steps_per_epoch, config.warmup_from, config.anneal_to
+    )
     return Run(
         config,
         data,

@@ -86,6 +86,8 @@ def train_epoch(run: Run) -> None:
     split every ``eval_every`` epochs, a history row and a checkpoint."""
     config, data, device, clock = run.config, run.data, run.device, run.clock
     run.network.train()
+    if hasattr(run.model, "start_epoch"):
+        run.model.start_epoch(run.epoch)  # a model's schedule of its own (fastnet's whitening bias)
     started = time.perf_counter()
     per_rank = max(1, config.batch_size // run.world)
     order = torch.randperm(len(data.train_y), generator=run.generator).to(device)

@@ -178,6 +178,13 @@ def test_ship_script_writes_checkpoints_and_a_manifest_that_checks_out(lenet, tm
     )
     assert torch.int8 in {tensor.dtype for tensor in torch.load(shipped, weights_only=True)["model"].values()}
     assert entry["metrics"].endswith("01_lenet5.json")
+    # Shipping one run again leaves the others' entries in the manifest.
+    (runs / "03_other").mkdir()
+    (runs / "03_other" / "checkpoint.pt").write_bytes(lenet.read_bytes())
+    (results / "03_other.json").write_text("{}")
+    ship.ship_all(["03_other"], runs, results, out)
+    first, other = json.loads((out / "manifest.json").read_text())["checkpoints"]
+    assert (first, other["file"]) == (entry, "03_other.pt")
     with pytest.raises(UserError, match="No checkpoint of 02_absent"):
         ship.ship_all(["02_absent"], runs, results, out)
 

@@ -19,6 +19,7 @@ from cnnlib.models import create
 from cnnlib.optim import make_optimizer, set_lr
 from cnnlib.presets import preset_config
 from cnnlib.record import Preprocess
+from cnnlib.train import train
 
 CLASSES = tuple(str(k) for k in range(10))
 
@@ -143,6 +144,66 @@ def shifted(x: torch.Tensor, step: int) -> torch.Tensor:
     return x[:, :, index][:, :, :, index]
 
 
+def test_the_whitening_bias_learns_its_epochs_then_is_frozen_and_resumes_so(data_root, tmp_path):
+    settings = dict(
+        model="fastnet",
+        dataset="cifar10",
+        data_root=str(data_root),
+        device="cpu",
+        subset=256,
+        batch_size=128,
+        epochs=2,
+        lr=0.2,
+        progress=False,
+        final_test=False,
+    )
+
+    def stem_bias_by_epoch(folder: str, options: dict) -> list[torch.Tensor]:
+        biases = []
+        for stop_after, resume in ((1, False), (None, True)):
+            config = TrainConfig(
+                **settings,
+                model_options=options,
+                stop_after=stop_after,
+                resume=resume,
+                out=str(tmp_path / folder),
+            )
+            biases.append(train(config).model.stem.conv.bias.detach().clone())
+        return biases
+
+    frozen = stem_bias_by_epoch("frozen", {"whiten_bias_epochs": 1})
+    learning = stem_bias_by_epoch("learning", {})
+    assert torch.equal(frozen[0], learning[0])  # the first epoch learns it in both
+    assert torch.equal(frozen[1], frozen[0])  # frozen after it, across the resume
+    assert not torch.allclose(learning[1], learning[0])  # else it goes on learning
+    plain = create("fastnet", whiten=False, whiten_bias_epochs=0)
+    plain.start_epoch(5)
+    assert plain.stem.conv.bias.requires_grad  # a learned stem (the ablation) is not whitening: no freeze
+
+
+def test_the_bias_freeze_refuses_several_processes_in_one_sentence(data_root, monkeypatch):
+    from cnnlib import run_state
+
+    monkeypatch.setattr(run_state, "init_distributed", lambda device: (2, 0))
+    monkeypatch.setattr(run_state, "training_device", lambda device, world: torch.device("cpu"))
+    config = TrainConfig(
+        model="fastnet",
+        dataset="cifar10",
+        data_root=str(data_root),
+        subset=64,
+        model_options={"whiten_bias_epochs": 3},
+    )
+    with pytest.raises(UserError, match=r"^whiten_bias_epochs freezes a parameter mid-run, .* torchrun\.$"):
+        run_state.set_up(config)
+
+
+def test_the_batch_norms_take_airbench94s_eps_when_asked():
+    def eps(model: nn.Module) -> set[float]:
+        return {module.eps for module in model.modules() if isinstance(module, nn.BatchNorm2d)}
+
+    assert eps(create("fastnet")) == {1e-5} and eps(create("fastnet", norm_eps=1e-12)) == {1e-12}
+
+
 def test_multicrop_tta_is_the_weighted_mean_of_its_views_outputs():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 30 * 30, 10)).eval()
@@ -242,6 +303,10 @@ def test_bad_options_are_one_sentence(assert_width_mult_errors):
         predict_logits(nn.Identity(), normaliser(smooth_images(1)), smooth_images(1), tta="multi")
     with pytest.raises(UserError, match=r"^Unknown augment 'altflips': choose one of .*crop\+altflip\.$"):
         check_setting("augment", "altflips")
+    with pytest.raises(UserError, match=r"^whiten_bias_epochs must be a whole number .* not -1\.$"):
+        create("fastnet", whiten_bias_epochs=-1)
+    with pytest.raises(UserError, match=r"^norm_eps must be a small positive number such as 1e-5, not 0\.$"):
+        create("fastnet", norm_eps=0)
     with pytest.raises(UserError, match=r"^norm_bias_lr_factor must be positive, not 0\.0\.$"):
         check_setting("norm_bias_lr_factor", 0.0)
 

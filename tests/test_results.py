@@ -83,7 +83,7 @@ def test_three_seeds_of_the_same_preset_each_tested_once(stem):
 # The chapters whose three-seed mean is below their floor, each with its mean: strict=True, so that a recipe
 # that reaches the floor takes its entry out.
 BELOW_FLOOR = {
-    "10_fast_training": "three seeds' mean 90.49 % (90.43-90.58 %), below the floor of 93 % (issue 42)",
+    "10_fast_training": "three seeds' mean 90.49 % (90.33-90.58 %), below the floor of 93 % (issue 42)",
 }
 
 
@@ -128,20 +128,25 @@ def test_each_preset_is_its_validation_winner_and_no_arm_read_the_test_set(chapt
     chapter_runs = repo_script("benchmarks/chapter_runs.py")
     network, _ = chapter_runs.CHAPTERS[chapter]
     preset = chapter_runs.sweep_parameters(network, validation=5000, final_test=False)
-    # The arms are compared at seed 0 within the preset's time budget; other seeds (chapter 10's, for its
-    # page's time to accuracy) trained the preset itself, and an arm given more time is a bound, not a
-    # candidate.
-    within_budget = ~(table["time_budget"] > preset.get("time_budget", float("inf")))
-    compared = table[(table["seed"] == 0) & within_budget]
-    by_arm = compared.groupby("setting")["val_accuracy"].mean()
-    # The winning arm trained what the chapter's cpu preset is now (the arm named "preset" when the search
-    # ran, or an alternative the preset was then changed to).
-    winner = compared[compared["setting"] == by_arm.idxmax()].iloc[0]
-    trained = {key: winner[key.removeprefix("option.")] for key in preset}
-    assert trained == preset, by_arm.to_dict()
-    for _, seeded in table[table["seed"] != 0].iterrows():
-        trained = {key: seeded[key.removeprefix("option.")] for key in preset}
-        assert trained == preset | {"seed": seeded["seed"]}, seeded["setting"]
+    # The arms are compared within the preset's time budget (an arm given more time is a bound, not a
+    # candidate), first at seed 0. An arm that scored above the preset there was run for seeds 1 and 2 as
+    # well (its rows "ARM, seed N"), as was the preset, and of the arms with three seeds the preset has the
+    # best mean. The arm "preset" trained what the chapter's cpu preset is now.
+    within_budget = table[~(table["time_budget"] > preset.get("time_budget", float("inf")))]
+    arms = within_budget.assign(arm=within_budget["setting"].str.replace(r", seed \d+$", "", regex=True))
+    first = arms[arms["seed"] == 0].set_index("arm")
+    seeds = arms.groupby("arm")["seed"].apply(sorted)
+    assert {key: first.loc["preset", key.removeprefix("option.")] for key in preset} == preset
+    challengers = first.index[first["val_accuracy"] > first.loc["preset", "val_accuracy"]]
+    for arm in challengers:
+        assert seeds[arm] == [0, 1, 2] and seeds["preset"] == [0, 1, 2], f"{arm}: run seeds 1 and 2 of both"
+    means = arms.groupby("arm")["val_accuracy"].mean()[seeds.map(lambda arm_seeds: arm_seeds == [0, 1, 2])]
+    assert means.empty or means.idxmax() == "preset", means.to_dict()
+    # A seed's row trained what its arm's seed 0 did, but for the seed.
+    columns = [key.removeprefix("option.") for key in preset if key != "seed"]
+    for _, seeded in arms[arms["seed"] != 0].iterrows():
+        values, expected = seeded[columns], first.loc[seeded["arm"], columns]
+        assert values.fillna("unset").equals(expected.fillna("unset")), seeded["setting"]
 
 
 # --- Issue 36, point 7: what a chapter page prints is its record, and the record trained the preset. ---

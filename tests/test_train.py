@@ -203,6 +203,17 @@ def test_schedules_warm_up_then_follow_their_shape(schedule):
     assert factor(100) == pytest.approx(end, abs=1e-3)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_a_schedule_can_start_and_end_above_zero_as_airbench94s_does(schedule):
+    # airbench94's get_lr: from 0.2 of the peak to the peak over the warm-up, then down to 0.07 (its code).
+    factor = lr_factor(schedule, 0.25, 100, warmup_from=0.2, anneal_to=0.07)
+    assert factor(0) == pytest.approx(0.2 + 0.8 / 25) and factor(24) == pytest.approx(1.0)
+    assert factor(100) == pytest.approx(0.07) and factor(130) == pytest.approx(0.07)  # and stays there
+    assert factor(62.5) == pytest.approx(0.535)  # halfway down: 0.07 + 0.93 / 2 for both shapes
+    with pytest.raises(UserError, match=r"^anneal_to is where a cosine or one-cycle schedule ends.*'step"):
+        train(TrainConfig(**FAST, epochs=1, schedule="step", anneal_to=0.1))
+
+
 def test_schedule_position_follows_the_steps_or_the_clock_whichever_is_further():
     assert schedule_position(10, 30.0, 100, None) == 10  # no budget: the steps
     assert schedule_position(10, 30.0, 100, 60.0) == 50  # half the budget spent: half the schedule
