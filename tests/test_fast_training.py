@@ -305,6 +305,8 @@ def test_bad_options_are_one_sentence(assert_width_mult_errors):
         check_setting("augment", "altflips")
     with pytest.raises(UserError, match=r"^whiten_bias_epochs must be a whole number .* not -1\.$"):
         create("fastnet", whiten_bias_epochs=-1)
+    with pytest.raises(UserError, match=r"^whiten_bias_epochs must be a whole number .* not True\.$"):
+        create("fastnet", whiten_bias_epochs=True)
     with pytest.raises(UserError, match=r"^norm_eps must be a small positive number such as 1e-5, not 0\.$"):
         create("fastnet", norm_eps=0)
     with pytest.raises(UserError, match=r"^norm_bias_lr_factor must be positive, not 0\.0\.$"):

@@ -65,7 +65,7 @@ def _norm(channels: int, eps: float) -> nn.BatchNorm2d:
     return norm
 
 
-def conv_group(in_channels: int, out_channels: int, norm_eps: float = 1e-5) -> nn.Sequential:
+def conv_group(in_channels: int, out_channels: int, norm_eps: float) -> nn.Sequential:
     """Conv 3×3, max pool 2×2, batch norm, GELU, conv 3×3, batch norm, GELU (Jordan 2024 §3.1); the
     batch norms add ``norm_eps`` to the variance."""
     return nn.Sequential(
@@ -185,7 +185,11 @@ def fastnet(
     check_width_mult(width_mult, "the fast network", WIDTHS)
     if not isinstance(whiten, bool):
         raise UserError(f"whiten must be True or False, not {whiten!r}.")
-    if whiten_bias_epochs is not None and (not isinstance(whiten_bias_epochs, int) or whiten_bias_epochs < 0):
+    if whiten_bias_epochs is not None and (
+        isinstance(whiten_bias_epochs, bool)
+        or not isinstance(whiten_bias_epochs, int)
+        or whiten_bias_epochs < 0
+    ):
         raise UserError(
             f"whiten_bias_epochs must be a whole number of epochs, 0 or more, not {whiten_bias_epochs!r}."
         )
